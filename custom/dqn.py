@@ -3,7 +3,8 @@
 :class:`TargetDQN` is SB3's DQN with ``train()`` rewritten once around one hook,
 :meth:`TargetDQN.next_state_values`; each variant below is that hook (plus, for softmax, how
 it acts). With the default hook the update is numerically identical to SB3's DQN
-(``tests/test_dqn.py`` guards it). The maths lives in :mod:`custom.targets`.
+(``tests/test_dqn.py`` guards it). The maths lives in :mod:`custom.targets`, the losses in
+:mod:`custom.losses`.
 """
 
 from typing import Any, ClassVar
@@ -14,8 +15,8 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.utils import ConstantSchedule
-from torch.nn import functional as F
 
+from custom.losses import loss_function
 from custom.policies import POLICY_ALIASES
 from custom.targets import (
     double_q_values,
@@ -29,13 +30,25 @@ from custom.targets import (
 class TargetDQN(DQN):
     """SB3's DQN whose TD target asks :meth:`next_state_values` for ``V(s')``.
 
-    Takes exactly DQN's constructor arguments. Its policy names resolve to
+    Takes DQN's constructor arguments plus ``loss``. Its policy names resolve to
     :mod:`custom.policies`, which add ``policy_kwargs=dict(dueling=True)``.
     Besides SB3's keys it logs ``train/q_mean`` (mean Q of the actions taken) and
     ``train/target_mean`` (mean TD target), the first things to look at when values diverge.
+
+    :param args: positional arguments of DQN (``policy``, ``env``, ...)
+    :param loss: TD loss on the taken action, a name in :data:`custom.losses.LOSSES`:
+        ``"smooth_l1"`` (SB3's, the default) or ``"reference"`` (the reference agent's,
+        :func:`custom.losses.reference_huber`). Saved with the model.
+    :param kwargs: keyword arguments of DQN
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES
+
+    def __init__(self, *args: Any, loss: str = "smooth_l1", **kwargs: Any) -> None:
+        loss_function(loss)  # fail on a bad name before SB3 builds env, buffer and networks
+        # A plain attribute: SB3's save() stores it and load() restores it before training.
+        self.loss = loss
+        super().__init__(*args, **kwargs)
 
     def next_state_values(self, next_obs: PyTorchObs) -> th.Tensor:
         """Bootstrap value ``V(s')`` of a batch of next observations; called under no_grad.
@@ -48,9 +61,11 @@ class TargetDQN(DQN):
         return max_values(self.q_net_target(next_obs))
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        # SB3 2.9.2's DQN.train, line for line, except for the hook and the two extra logs.
+        # SB3 2.9.2's DQN.train, line for line, except for the hook, the loss function and the
+        # two extra logs.
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
+        loss_fn = loss_function(self.loss)
 
         losses = []
         q_taken, targets = [], []
@@ -70,7 +85,7 @@ class TargetDQN(DQN):
             current_q_values = self.q_net(replay_data.observations)
             current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
 
-            loss = F.smooth_l1_loss(current_q_values, target_q_values)
+            loss = loss_fn(current_q_values, target_q_values)
             losses.append(loss.item())
             q_taken.append(current_q_values.detach())
             targets.append(target_q_values)
