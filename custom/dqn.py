@@ -31,7 +31,8 @@ class TargetDQN(DQN):
     """SB3's DQN whose TD target asks :meth:`next_state_values` for ``V(s')``.
 
     Takes DQN's constructor arguments plus ``loss``. Its policy names resolve to
-    :mod:`custom.policies`, which add ``policy_kwargs=dict(dueling=True)``.
+    :mod:`custom.policies`, which add ``policy_kwargs=dict(dueling=True)`` and
+    ``policy_kwargs=dict(network="reference")``.
     Besides SB3's keys it logs ``train/q_mean`` (mean Q of the actions taken) and
     ``train/target_mean`` (mean TD target), the first things to look at when values diverge.
 

@@ -1,27 +1,35 @@
-"""DQN policies with an optional dueling head.
+"""DQN policies with an optional dueling head and an optional reference Q-network.
 
-``Q(s, a) = V(s) + A(s, a) - mean_b A(s, b)`` (Wang et al., 2016): a value stream and an
-advantage stream on the shared features; subtracting the mean advantage makes V and A
+Dueling: ``Q(s, a) = V(s) + A(s, a) - mean_b A(s, b)`` (Wang et al., 2016): a value stream and
+an advantage stream on the shared features; subtracting the mean advantage makes V and A
 identifiable.
 
-How to select it: the policies here are SB3's DQN policies plus one keyword argument,
-``dueling: bool = False``. :class:`custom.dqn.TargetDQN` (and so every algorithm in
-:mod:`custom.dqn`) resolves the usual policy names ``"MlpPolicy"``, ``"CnnPolicy"`` and
-``"MultiInputPolicy"`` to them, so a dueling network is just a policy keyword::
+Reference network: the Keras Q-network of the reference Breakout agent (seed 000), as
+:class:`ReferenceCNN` (three bias-free He-normal convolutions and a Glorot dense layer of 512)
+plus a Glorot-initialised output layer. It differs from SB3's ``NatureCNN`` head only in its
+initialisers and the convolutions' missing biases.
 
-    DoubleDQN("CnnPolicy", env, policy_kwargs=dict(dueling=True))
+How to select them: the policies here are SB3's DQN policies plus two keyword arguments,
+``dueling: bool = False`` and ``network: str = "sb3"`` (``"sb3"``: SB3's NatureCNN / MLP
+features; ``"reference"``: the reference network). :class:`custom.dqn.TargetDQN` (and so
+every algorithm in :mod:`custom.dqn`) resolves the usual policy names ``"MlpPolicy"``,
+``"CnnPolicy"`` and ``"MultiInputPolicy"`` to them, so either is just a policy keyword::
 
-In a Hydra config that is ``policy_kwargs: {dueling: true}``. With ``dueling=False`` (the
-default) the network is SB3's own ``QNetwork``, built identically, so nothing changes. Stock
+    DoubleDQN("CnnPolicy", env, policy_kwargs=dict(network="reference", dueling=True))
+
+In a Hydra config that is ``policy_kwargs: {network: reference, dueling: true}``. With the
+defaults the network is SB3's own ``QNetwork``, built identically, so nothing changes. Stock
 SB3 ``DQN`` can use them too by passing the class: ``DQN(QPolicy, env,
 policy_kwargs=dict(dueling=True))``.
 """
 
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
@@ -32,6 +40,134 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
+
+NETWORKS = ("sb3", "reference")
+"""Values of the policy keyword ``network``."""
+
+
+def he_normal_(weight: th.Tensor) -> None:
+    """Keras' ``VarianceScaling(2.0, "fan_in", "untruncated_normal")``: N(0, 2 / fan_in).
+
+    :param weight: a convolution or linear weight, filled in place
+    """
+    fan_in = weight[0].numel()  # in_channels * kernel height * kernel width, as Keras counts
+    nn.init.normal_(weight, std=math.sqrt(2.0 / fan_in))
+
+
+def glorot_uniform_(layer: nn.Linear) -> None:
+    """Keras' ``Dense`` defaults: kernel U(+-sqrt(6 / (fan_in + fan_out))), zero bias.
+
+    :param layer: the layer, re-initialised in place
+    """
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+
+
+class ReferenceCNN(BaseFeaturesExtractor):
+    """The reference agent's convolutional torso and dense layer, initialised as in Keras.
+
+    Conv 32x8x8/4, 64x4x4/2, 64x3x3/1, all without biases and He-normal; ReLU after each;
+    flatten; dense ``features_dim`` (512) with ReLU, Glorot-uniform with a zero bias. Input
+    scaling by 1/255 is the policy's (SB3's ``normalize_images``), as for ``NatureCNN``.
+
+    :param observation_space: a channel-first image space (C, H, W)
+    :param features_dim: width of the dense layer
+    :param normalized_image: whether images are already in [0, 1] (skips SB3's dtype check)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        features_dim: int = 512,
+        normalized_image: bool = False,
+    ) -> None:
+        if not isinstance(observation_space, spaces.Box) or not is_image_space(
+            observation_space, check_channels=False, normalized_image=normalized_image
+        ):
+            raise ValueError(
+                "network='reference' needs image observations, a uint8 Box (C, H, W); "
+                f"got {observation_space}"
+            )
+        super().__init__(observation_space, features_dim)
+        self.cnn = nn.Sequential(
+            nn.Conv2d(observation_space.shape[0], 32, kernel_size=8, stride=4, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1, bias=False),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with th.no_grad():
+            n_flatten = self.cnn(th.zeros(1, *observation_space.shape)).shape[1]
+        for module in self.cnn:
+            if isinstance(module, nn.Conv2d):
+                he_normal_(module.weight)
+        dense = nn.Linear(n_flatten, features_dim)
+        glorot_uniform_(dense)
+        self.linear = nn.Sequential(dense, nn.ReLU())
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        """Features of scaled images, (batch, features_dim).
+
+        :param observations: images, (batch, C, H, W), already divided by 255
+        :return: features
+        """
+        return self.linear(self.cnn(observations))
+
+
+def init_reference_head_(q_net: QNetwork) -> None:
+    """Glorot-initialise every linear layer after the features extractor (the Q head).
+
+    :param q_net: a ``QNetwork`` or ``DuelingQNetwork``, re-initialised in place
+    """
+    in_extractor = set(q_net.features_extractor.modules())
+    for module in q_net.modules():
+        if isinstance(module, nn.Linear) and module not in in_extractor:
+            glorot_uniform_(module)
+
+
+def check_policy_keywords(dueling: object, network: object) -> None:
+    """Reject a ``dueling`` that is not a bool and an unknown ``network``, naming the keyword.
+
+    A bool check, not truthiness: Hydra passes ``+dqn.policy_kwargs.dueling=no`` as the string
+    ``"no"``, which is truthy and would silently build a dueling network.
+
+    :param dueling: the ``dueling`` policy keyword
+    :param network: the ``network`` policy keyword
+    """
+    if not isinstance(dueling, bool):
+        raise TypeError(
+            f"policy keyword dueling must be True or False, got {dueling!r} "
+            f"({type(dueling).__name__}); in a Hydra override write dueling=true or dueling=false"
+        )
+    if network not in NETWORKS:
+        raise ValueError(
+            f"policy keyword network must be one of {', '.join(map(repr, NETWORKS))}; "
+            f"got {network!r}"
+        )
+
+
+def reference_layout(
+    features_extractor_class: type[BaseFeaturesExtractor] | None, net_arch: list[int] | None
+) -> tuple[type[BaseFeaturesExtractor], list[int]]:
+    """Extractor and head layers of ``network="reference"``; refuses anything that changes them.
+
+    :param features_extractor_class: None or :class:`ReferenceCNN` (what a saved policy passes)
+    :param net_arch: None or [] (the head is the output layer alone)
+    :return: ``(ReferenceCNN, [])``
+    """
+    if features_extractor_class not in (None, ReferenceCNN):
+        raise ValueError(
+            "network='reference' builds its own features extractor: drop "
+            f"features_extractor_class={features_extractor_class!r}"
+        )
+    if net_arch:
+        raise ValueError(
+            "network='reference' has a fixed head (the output layer after its dense 512): "
+            f"drop net_arch={net_arch!r}"
+        )
+    return ReferenceCNN, []
 
 
 class DuelingQNetwork(QNetwork):
@@ -87,20 +223,25 @@ class DuelingQNetwork(QNetwork):
 
 
 class QPolicy(DQNPolicy):
-    """SB3's ``DQNPolicy`` (MLP features by default) with an optional dueling head.
+    """SB3's ``DQNPolicy`` (MLP features by default), optionally dueling or the reference network.
 
     :param observation_space: observation space
     :param action_space: action space
     :param lr_schedule: learning rate schedule
     :param net_arch: hidden layers of the head (of each stream when dueling)
     :param activation_fn: activation function
-    :param features_extractor_class: features extractor to use
+    :param features_extractor_class: features extractor to use; None: the policy's default
+        (``default_features_extractor_class``), or :class:`ReferenceCNN` for the reference network
     :param features_extractor_kwargs: keyword arguments for the features extractor
     :param normalize_images: whether to divide images by 255
     :param optimizer_class: optimizer class
     :param optimizer_kwargs: optimizer keyword arguments, excluding the learning rate
-    :param dueling: use :class:`DuelingQNetwork` instead of SB3's ``QNetwork``
+    :param dueling: use :class:`DuelingQNetwork` instead of SB3's ``QNetwork`` (a bool)
+    :param network: ``"sb3"`` (SB3's features and head, as configured) or ``"reference"``
+        (:class:`ReferenceCNN` and a Glorot-initialised output layer; takes no ``net_arch``)
     """
+
+    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor
 
     def __init__(
         self,
@@ -109,15 +250,24 @@ class QPolicy(DQNPolicy):
         lr_schedule: Schedule,
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         dueling: bool = False,
+        network: str = "sb3",
     ) -> None:
+        check_policy_keywords(dueling, network)
+        if network == "reference":
+            features_extractor_class, net_arch = reference_layout(
+                features_extractor_class, net_arch
+            )
+        elif features_extractor_class is None:
+            features_extractor_class = self.default_features_extractor_class
         # Set before the parent's __init__, which builds the networks.
         self.dueling = dueling
+        self.network = network
         super().__init__(
             observation_space,
             action_space,
@@ -134,15 +284,25 @@ class QPolicy(DQNPolicy):
     def make_q_net(self) -> QNetwork:
         """Build an online or target network (a fresh features extractor each time).
 
-        :return: a ``DuelingQNetwork`` when ``dueling``, else SB3's ``QNetwork``
+        :return: a ``DuelingQNetwork`` when ``dueling``, else SB3's ``QNetwork``; with the
+            reference network, its head Glorot-initialised
         """
-        if not self.dueling:
-            return super().make_q_net()
-        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return DuelingQNetwork(**net_args).to(self.device)
+        if self.dueling:
+            net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+            q_net: QNetwork = DuelingQNetwork(**net_args).to(self.device)
+        else:
+            q_net = super().make_q_net()
+        if self.network == "reference":
+            init_reference_head_(q_net)
+        return q_net
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "dueling": self.dueling}
+        # What SB3's save() stores and load() passes back to __init__.
+        return {
+            **super()._get_constructor_parameters(),
+            "dueling": self.dueling,
+            "network": self.network,
+        }
 
 
 class CnnQPolicy(QPolicy):
@@ -151,21 +311,7 @@ class CnnQPolicy(QPolicy):
     Same parameters as :class:`QPolicy`; only the default feature extractor differs.
     """
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Discrete,
-        lr_schedule: Schedule,
-        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            features_extractor_class=features_extractor_class,
-            **kwargs,
-        )
+    default_features_extractor_class = NatureCNN
 
 
 class MultiInputQPolicy(QPolicy):
@@ -174,21 +320,7 @@ class MultiInputQPolicy(QPolicy):
     Same parameters as :class:`QPolicy`; only the default feature extractor differs.
     """
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Discrete,
-        lr_schedule: Schedule,
-        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            features_extractor_class=features_extractor_class,
-            **kwargs,
-        )
+    default_features_extractor_class = CombinedExtractor
 
 
 POLICY_ALIASES: dict[str, type[BasePolicy]] = {
@@ -196,4 +328,4 @@ POLICY_ALIASES: dict[str, type[BasePolicy]] = {
     "CnnPolicy": CnnQPolicy,
     "MultiInputPolicy": MultiInputQPolicy,
 }
-"""SB3's policy names mapped to the dueling-capable policies (``TargetDQN.policy_aliases``)."""
+"""SB3's policy names mapped to the policies here (``TargetDQN.policy_aliases``)."""

@@ -1,16 +1,21 @@
-"""custom.policies: the optional dueling head."""
+"""custom.policies: the optional dueling head and the reference network."""
 
+import math
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from stable_baselines3 import DQN
+from stable_baselines3.common.torch_layers import NatureCNN
 from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
+from torch.nn import functional as F
 
-from custom.dqn import DoubleDQN, TargetDQN
-from custom.policies import CnnQPolicy, DuelingQNetwork, QPolicy
+from custom.dqn import DoubleDQN, SoftmaxDQN, TargetDQN
+from custom.policies import CnnQPolicy, DuelingQNetwork, QPolicy, ReferenceCNN
 
 
 class _FakeBreakout(gym.Env[np.ndarray, np.int64]):
@@ -102,3 +107,155 @@ def test_dueling_trains_and_round_trips(tmp_path: Path) -> None:
 def test_stock_dqn_accepts_the_policy_class() -> None:
     model = DQN(QPolicy, "CartPole-v1", policy_kwargs=dict(dueling=True))
     _dueling(model)
+
+
+def _breakout_model(
+    cls: type[TargetDQN] = TargetDQN, loss: str = "smooth_l1", **policy_kwargs: Any
+) -> TargetDQN:
+    return cls("CnnPolicy", _FakeBreakout(), buffer_size=10, loss=loss, policy_kwargs=policy_kwargs)
+
+
+def _reference(**policy_kwargs: Any) -> TargetDQN:
+    return _breakout_model(network="reference", **policy_kwargs)
+
+
+def _convs(module: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+def _head_and_dense(q_net: QNetwork) -> list[nn.Linear]:
+    return [m for m in q_net.modules() if isinstance(m, nn.Linear)]
+
+
+def test_cnn_policy_default_is_nature_cnn() -> None:
+    model = _breakout_model()
+    assert type(model.q_net) is QNetwork
+    assert type(model.q_net.features_extractor) is NatureCNN
+    assert model.policy.network == "sb3"
+
+
+def test_reference_parameter_count_equals_the_keras_model() -> None:
+    # Seed 000's Keras model on Breakout: input 84x84x4, 4 actions; convolutions without bias.
+    #   conv 32x8x8/4: 8*8*4*32        =     8,192  -> 20x20x32  ((84 - 8) / 4 + 1 = 20)
+    #   conv 64x4x4/2: 4*4*32*64       =    32,768  ->  9x9x64   ((20 - 4) / 2 + 1 = 9)
+    #   conv 64x3x3/1: 3*3*64*64       =    36,864  ->  7x7x64   = 3,136 features
+    #   dense 512:     3136*512 + 512  = 1,606,144
+    #   q_values 4:    512*4 + 4       =     2,052
+    #   total                          = 1,686,020
+    expected = 8_192 + 32_768 + 36_864 + 1_606_144 + 2_052
+    assert expected == 1_686_020
+    model = _reference()
+    for net in (model.q_net, model.q_net_target):
+        assert sum(p.numel() for p in net.parameters()) == expected
+        assert isinstance(net.features_extractor, ReferenceCNN)
+
+
+def test_reference_convolutions_have_no_bias_and_keras_shapes() -> None:
+    convs = _convs(_reference().q_net)
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (32, (8, 8), (4, 4)),
+        (64, (4, 4), (2, 2)),
+        (64, (3, 3), (1, 1)),
+    ]
+    assert all(c.bias is None for c in convs)
+
+
+def test_reference_convolutions_are_he_normal() -> None:
+    """std within 5 % of sqrt(2 / fan_in) over 5 seeds, and untruncated (tails beyond 3 std)."""
+    space = _FakeBreakout().observation_space
+    stds: list[list[float]] = []
+    for seed in range(5):
+        torch.manual_seed(seed)
+        weights = [c.weight.detach() for c in _convs(ReferenceCNN(space))]
+        stds.append([float(w.std()) for w in weights])
+        for w in weights:
+            # a truncated normal stops at 2 std, a uniform at 1.73 std
+            assert float(w.abs().max()) > 3 * math.sqrt(2 / w[0].numel())
+    for w, mean_std in zip(weights, np.mean(stds, axis=0), strict=True):
+        assert mean_std == pytest.approx(math.sqrt(2 / w[0].numel()), rel=0.05)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_reference_dense_layers_are_glorot_uniform_with_zero_bias(dueling: bool) -> None:
+    q_net = _reference(dueling=dueling).q_net
+    layers = _head_and_dense(q_net)
+    assert len(layers) == (3 if dueling else 2)  # dense 512, then output (or value, advantage)
+    for layer in layers:
+        limit = math.sqrt(6 / (layer.in_features + layer.out_features))
+        largest = float(layer.weight.detach().abs().max())
+        # within the limit, and reaching it: torch's default limit is 1 / sqrt(fan_in)
+        assert 0.9 * limit < largest <= limit
+        assert not layer.bias.any()
+
+
+def test_reference_forward_is_the_keras_computation() -> None:
+    """Scale by 1/255, three bias-free conv + ReLU, flatten, dense + ReLU, output."""
+    model = _reference()
+    obs = np.stack([model.observation_space.sample() for _ in range(3)])
+    convs = _convs(model.q_net)
+    dense, output = _head_and_dense(model.q_net)
+    x = torch.as_tensor(obs).float() / 255.0
+    with torch.no_grad():
+        for conv in convs:
+            x = F.relu(F.conv2d(x, conv.weight, stride=conv.stride))
+        x = F.relu(F.linear(x.flatten(1), dense.weight, dense.bias))
+        expected = F.linear(x, output.weight, output.bias)
+        got = model.q_net(model.policy.obs_to_tensor(obs)[0])
+    torch.testing.assert_close(got, expected)
+
+
+def test_reference_dueling_q_is_value_plus_centred_advantage() -> None:
+    model = _reference(dueling=True)
+    net = _dueling(model)
+    obs = torch.as_tensor(np.stack([model.observation_space.sample() for _ in range(5)]))
+    with torch.no_grad():
+        q = net(obs)
+        features = net.extract_features(obs, net.features_extractor)
+        value = net.value_stream(features)
+    assert q.shape == (5, 4)
+    torch.testing.assert_close(q.mean(dim=1, keepdim=True), value)
+
+
+def test_reference_network_and_loss_round_trip(tmp_path: Path) -> None:
+    model = _breakout_model(SoftmaxDQN, loss="reference", network="reference", dueling=True)
+    model.save(tmp_path / "model.zip")
+    loaded = SoftmaxDQN.load(tmp_path / "model.zip")
+
+    assert isinstance(loaded.policy, QPolicy)
+    assert loaded.policy.network == "reference" and loaded.policy.dueling
+    assert isinstance(loaded.q_net.features_extractor, ReferenceCNN)
+    assert loaded.loss == "reference"
+    for (name, ours), (_, theirs) in zip(
+        model.policy.state_dict().items(), loaded.policy.state_dict().items(), strict=True
+    ):
+        assert torch.equal(ours, theirs), name
+
+
+@pytest.mark.parametrize("dueling", ["no", "false", 0, 1, None])
+def test_dueling_must_be_a_bool(dueling: object) -> None:
+    with pytest.raises(TypeError, match="policy keyword dueling must be True or False"):
+        TargetDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(dueling=dueling))
+
+
+def test_network_must_be_known() -> None:
+    with pytest.raises(
+        ValueError, match="policy keyword network must be one of 'sb3', 'reference'"
+    ):
+        _breakout_model(network="keras")
+
+
+@pytest.mark.parametrize(
+    ("policy_kwargs", "message"),
+    [
+        (dict(net_arch=[256]), "fixed head"),
+        (dict(features_extractor_class=NatureCNN), "builds its own features extractor"),
+    ],
+)
+def test_reference_refuses_changes_to_its_layers(policy_kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _reference(**policy_kwargs)
+
+
+def test_reference_needs_images() -> None:
+    with pytest.raises(ValueError, match="needs image observations"):
+        TargetDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(network="reference"))
