@@ -26,6 +26,15 @@ from custom.targets import (
     softmax_values,
 )
 
+SB3_DQN_TRAIN_VERSION = "2.9.2"
+"""The stable-baselines3 release whose ``DQN.train`` :meth:`TargetDQN.train` copies."""
+SB3_DQN_TRAIN_SHA256 = "696507cb4053336a892a34781e07fc6884c8d43673ea5cc7cb463f64e086c17e"
+"""sha256 of that method's source, ``inspect.getsource(stable_baselines3.DQN.train)``, UTF-8.
+
+``tests/test_dqn.py`` compares it with the installed SB3's: a new SB3 whose ``DQN.train``
+changed must be ported into :meth:`TargetDQN.train` before these two constants move.
+"""
+
 
 class TargetDQN(DQN):
     """SB3's DQN whose TD target asks :meth:`next_state_values` for ``V(s')``.
@@ -62,8 +71,8 @@ class TargetDQN(DQN):
         return max_values(self.q_net_target(next_obs))
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        # SB3 2.9.2's DQN.train, line for line, except for the hook, the loss function and the
-        # two extra logs.
+        # SB3 2.9.2's DQN.train (SB3_DQN_TRAIN_SHA256), line for line, except for the hook,
+        # the loss function and the two extra logs.
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         loss_fn = loss_function(self.loss)

@@ -3,19 +3,34 @@
 # SB3's buffers sample from numpy's global legacy generator; a test seeds it on purpose.
 # ruff: noqa: NPY002
 import csv
+import hashlib
+import inspect
 import math
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import stable_baselines3
 import torch
 from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
-from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
+from custom.buffers import FrameStackReplayBuffer
+from custom.dqn import (
+    SB3_DQN_TRAIN_SHA256,
+    SB3_DQN_TRAIN_VERSION,
+    DoubleDQN,
+    ExpectedSarsaDQN,
+    SoftmaxDQN,
+    TargetDQN,
+)
 from custom.losses import LOSSES
 from custom.targets import max_values
+from tests.test_buffers import FrameIdStackEnv
 
 ENV = "CartPole-v1"
 # Few hundred steps with updates every step and two target-network copies.
@@ -53,15 +68,70 @@ def _learned(cls: type[DQN], **kwargs: Any) -> DQN:
     return cls("MlpPolicy", ENV, **{**KWARGS, **kwargs}).learn(STEPS)
 
 
-def test_target_dqn_is_identical_to_stock_dqn() -> None:
-    stock = DQN("MlpPolicy", ENV, **KWARGS)
+def test_sb3_dqn_train_is_the_copied_one() -> None:
+    source = inspect.getsource(DQN.train)
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    assert digest == SB3_DQN_TRAIN_SHA256, (
+        f"stable-baselines3 {stable_baselines3.__version__} has a DQN.train that differs from "
+        f"SB3 {SB3_DQN_TRAIN_VERSION}'s, which TargetDQN.train (custom/dqn.py) copies line for "
+        "line. Either install stable-baselines3=="
+        f"{SB3_DQN_TRAIN_VERSION}, or diff the two (inspect.getsource(stable_baselines3.DQN.train)"
+        " against TargetDQN.train), port the change into TargetDQN.train, check that the "
+        "bit-identical guard tests pass, and then set SB3_DQN_TRAIN_VERSION = "
+        f"{stable_baselines3.__version__!r} and SB3_DQN_TRAIN_SHA256 = {digest!r}."
+    )
+
+
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_target_dqn_is_identical_to_stock_dqn(n_steps: int) -> None:
+    stock = DQN("MlpPolicy", ENV, n_steps=n_steps, **KWARGS)
     initial = _params(stock)
     stock.learn(STEPS)
-    ours = _learned(TargetDQN)
+    ours = _learned(TargetDQN, n_steps=n_steps)
 
+    # n_steps > 1 is SB3 2.9's n-step replay: NStepReplayBuffer, sampled discounts gamma**k
+    buffer_class = NStepReplayBuffer if n_steps > 1 else ReplayBuffer
+    assert type(ours.replay_buffer) is type(stock.replay_buffer) is buffer_class
     _assert_same_params(_params(stock), _params(ours))
     # the comparison is not vacuous: learning moved the weights
     assert not torch.equal(initial[FIRST_WEIGHT], _params(stock)[FIRST_WEIGHT])
+    assert ours._n_updates == stock._n_updates > 0
+
+
+def _frame_stack_dqn(cls: type[DQN]) -> DQN:
+    """``cls`` on Atari-shaped stacked uint8 frames (2 envs, terminations and time-outs),
+    with the frame-once replay buffer."""
+
+    def make_env() -> gym.Env:
+        return gym.wrappers.TimeLimit(FrameIdStackEnv(), max_episode_steps=30)
+
+    return cls(
+        "CnnPolicy",
+        make_vec_env(make_env, n_envs=2, seed=3),
+        buffer_size=2_000,
+        replay_buffer_class=FrameStackReplayBuffer,
+        learning_starts=300,
+        train_freq=2,
+        target_update_interval=100,
+        policy_kwargs={"features_extractor_kwargs": {"features_dim": 32}},
+        seed=7,
+        device="cpu",
+    )
+
+
+def test_target_dqn_is_identical_to_stock_dqn_with_frame_once_replay() -> None:
+    stock = _frame_stack_dqn(DQN)
+    initial = _params(stock)
+    stock.learn(800)
+    ours = _frame_stack_dqn(TargetDQN).learn(800)
+
+    buffer = ours.replay_buffer
+    assert isinstance(buffer, FrameStackReplayBuffer)
+    assert isinstance(stock.replay_buffer, FrameStackReplayBuffer)
+    assert buffer.timeouts.any() and (buffer.dones > buffer.timeouts).any()
+    _assert_same_params(_params(stock), _params(ours))
+    first_conv = "q_net.features_extractor.cnn.0.weight"
+    assert not torch.equal(initial[first_conv], _params(stock)[first_conv])
     assert ours._n_updates == stock._n_updates > 0
 
 
