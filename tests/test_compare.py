@@ -250,7 +250,7 @@ def test_figure_has_a_panel_per_env_with_algos_and_optimum(tmp_path: Path) -> No
     assert titles == ["cartpole", "frozenlake (is_slippery=True, map_name=4x4)"]
     labels = [[text.get_text() for text in ax.get_legend().get_texts()] for ax in fig.axes]
     assert labels[0] == ["dqn (2 runs)", "softmax (1 run)"]
-    assert labels[1] == ["dqn (1 run)", "optimum 0.744"]
+    assert labels[1] == ["dqn (1 run)", "optimum (value iteration) 0.744"]
     assert all(ax.get_xlabel() == "env steps" for ax in fig.axes)
 
 
