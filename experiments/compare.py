@@ -360,6 +360,7 @@ def optimal_return(env_id: str, make_kwargs: Mapping[str, Any]) -> float | None:
     if "toy_text" not in entry_point:
         return None
     env = gym.make(env_id, **make_kwargs)
+    env.close()  # only its model and time limit are read, never stepped
     unwrapped: Any = env.unwrapped
     start = getattr(unwrapped, "initial_state_distrib", None)
     if not hasattr(unwrapped, "P") or start is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -261,6 +263,23 @@ def one_error_line(capsys: pytest.CaptureFixture) -> str:
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("error: ")
     return lines[0]
+
+
+def test_module_run_from_a_shell_fails_with_one_line(tmp_path: Path) -> None:
+    # As a user runs it: nothing that rliable, arch or matplotlib print at import may add lines.
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.compare", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stderr.splitlines() == [
+        f"error: {tmp_path / 'empty'} holds no finished run (a run dir has .hydra/config.yaml "
+        "and a complete evaluations.csv; a sweep dir has run dirs inside)"
+    ]
+    assert done.stdout == ""
 
 
 def test_missing_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
