@@ -1,0 +1,341 @@
+"""experiments/compare.py on run dirs written by hand: statistics, curves, CLI and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from experiments import compare as cmp
+
+REPS = 200  # quick; the statistics' point estimates do not depend on it
+COLUMNS = ("timesteps", "episodes", "mean_reward", "std_reward", "mean_ep_length", "scores")
+
+
+def write_run(
+    run_dir: Path,
+    finals: float | Sequence[float],
+    *,
+    algo: str = "dqn",
+    seed: int = 0,
+    env: str = "cartpole",
+    env_id: str = "CartPole-v1",
+    make_kwargs: dict | None = None,
+    steps: Sequence[int] = (500, 1000),
+    total_timesteps: int = 1000,
+    extra: dict[str, Sequence[float]] | None = None,
+) -> Path:
+    """A run dir as training leaves it: ``.hydra/config.yaml`` and ``evaluations.csv``.
+
+    :param finals: mean_reward per row (one number: that at every row).
+    :param extra: more columns, put first so that nothing may rely on column positions.
+    """
+    (run_dir / ".hydra").mkdir(parents=True)
+    config = {
+        "env": {"name": env, "id": env_id, "make_kwargs": make_kwargs or {}},
+        "algo": {"name": algo, "kwargs": {}},
+        "seed": seed,
+        "total_timesteps": total_timesteps,
+    }
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    values = [finals] * len(steps) if isinstance(finals, int | float) else list(finals)
+    extra = extra or {}
+    header = [*extra, *COLUMNS]
+    lines = [",".join(header)]
+    for i, (step, value) in enumerate(zip(steps, values, strict=True)):
+        row = [*(f"{column[i]}" for column in extra.values())]
+        row += [f"{step}", "3", f"{value}", "1.0", "10", f"{value - 1:g} {value:g} {value + 1:g}"]
+        lines.append(",".join(row))
+    (run_dir / "evaluations.csv").write_text("\n".join(lines) + "\n")
+    return run_dir
+
+
+def write_sweep(root: Path, finals: dict[str, Sequence[float]], **kwargs: object) -> Path:
+    """A sweep dir with one job dir per (algo, seed), named as Hydra names them."""
+    job = 0
+    for algo, values in finals.items():
+        for seed, value in enumerate(values):
+            write_run(
+                root / f"{job}_cartpole_{algo}_seed{seed}", value, algo=algo, seed=seed, **kwargs
+            )  # type: ignore[arg-type]
+            job += 1
+    return root
+
+
+def hand_iqm(x: Sequence[float]) -> float:
+    """Interquartile mean: drop the lowest and the highest quarter (floor(n/4) runs each)."""
+    ordered = np.sort(np.asarray(x, dtype=float))
+    cut = len(ordered) // 4
+    return float(ordered[cut : len(ordered) - cut].mean())
+
+
+def hand_improvement(x: Sequence[float], y: Sequence[float]) -> float:
+    """P(X > Y) over all pairs of runs, ties half."""
+    xs, ys = np.asarray(x)[:, None], np.asarray(y)[None, :]
+    return float(np.mean(xs > ys) + 0.5 * np.mean(xs == ys))
+
+
+FINALS = {
+    # Outliers on both sides so that IQM, mean and median all differ.
+    "dqn": [10.0, 200.0, 210.0, 220.0, 230.0, 240.0, 250.0, 500.0],
+    "expected_sarsa": [0.0, 190.0, 235.0, 260.0, 270.0, 280.0, 300.0, 305.0],
+}
+
+
+@pytest.mark.parametrize("n_seeds", [8, 5])
+def test_final_iqm_and_mean_are_the_hand_computed_ones_inside_their_cis(
+    tmp_path: Path, n_seeds: int
+) -> None:
+    finals = {algo: values[:n_seeds] for algo, values in FINALS.items()}
+    sweep = write_sweep(tmp_path / "sweep", finals)
+    (result,) = cmp.compare([sweep], tmp_path / "out", reps=REPS)
+    assert result.env == "cartpole"
+    for algo, values in finals.items():
+        iqm, mean = result.iqm[algo], result.mean[algo]
+        assert iqm.point == pytest.approx(hand_iqm(values))
+        assert mean.point == pytest.approx(np.mean(values))
+        assert iqm.point != pytest.approx(mean.point)  # else this test could not tell them apart
+        for estimate in (iqm, mean):
+            assert estimate.low <= estimate.point <= estimate.high
+            assert estimate.low < estimate.high  # a real interval from 5+ distinct runs
+            assert min(values) <= estimate.low and estimate.high <= max(values)
+
+
+def test_probability_of_improvement_is_the_pairwise_count(tmp_path: Path) -> None:
+    finals = {"a": [1.0, 2.0, 3.0, 3.0], "b": [0.0, 3.0, 1.5, 0.5, 2.5]}
+    sweep = write_sweep(tmp_path / "sweep", finals)
+    (result,) = cmp.compare([sweep], tmp_path / "out", reps=REPS)
+    estimate = result.improvement[("a", "b")]
+    assert estimate.point == pytest.approx(hand_improvement(finals["a"], finals["b"]))
+    assert estimate.low <= estimate.point <= estimate.high
+
+
+def test_a_clear_winner_is_read_as_better(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "sweep", {"good": [9.0, 10.0, 11.0, 12.0], "bad": [1, 2, 3, 4]})
+    cmp.compare([sweep], tmp_path / "out", reps=REPS)
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| bad | good | 0 [0, 0] | good better |" in table
+
+
+def test_same_seed_same_cis_and_numpy_state_untouched(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "sweep", FINALS)
+    # rliable resamples with numpy's legacy global generator: compare must leave it as it was.
+    before = np.random.get_state()  # noqa: NPY002
+    first = cmp.compare([sweep], tmp_path / "out1", reps=REPS, seed=7)
+    after = np.random.get_state()  # noqa: NPY002
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    second = cmp.compare([sweep], tmp_path / "out2", reps=REPS, seed=7)
+    assert first[0].iqm == second[0].iqm and first[0].improvement == second[0].improvement
+
+
+def test_cli_writes_table_and_plot_into_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sweep = write_sweep(tmp_path / "sweep", FINALS)
+    out = tmp_path / "report"
+    assert cmp.main([str(sweep), "--out", str(out), "--reps", str(REPS)]) == 0
+    table = (out / "comparison.md").read_text()
+    assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    iqm = f"{hand_iqm(FINALS['dqn']):.4g}"
+    assert f"| dqn | 8 | 1000 | {iqm} [" in table
+    assert f"| expected_sarsa | 8 | 1000 | {hand_iqm(FINALS['expected_sarsa']):.4g} [" in table
+    assert "| dqn | expected_sarsa |" in table
+    assert capsys.readouterr().err == ""
+
+
+def test_default_out_is_the_first_input(tmp_path: Path) -> None:
+    first = write_run(tmp_path / "outputs" / "run_a", 5.0)
+    second = write_run(tmp_path / "outputs" / "run_b", 7.0, algo="double_dqn")
+    assert cmp.main([str(first), str(second), "--reps", str(REPS)]) == 0
+    assert (first / "comparison.md").is_file() and (first / "learning_curves.png").is_file()
+    assert not (second / "comparison.md").exists()
+
+
+def test_run_dirs_and_sweep_dirs_mix_and_count_once(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "sweep", {"dqn": [1.0, 2.0]})
+    single = write_run(tmp_path / "outputs" / "x", 3.0, algo="dqn", seed=5)
+    job = sweep / "0_cartpole_dqn_seed0"
+    (result,) = cmp.compare([sweep, single, job], tmp_path / "out", reps=REPS)
+    assert sorted(run.seed for run in result.runs["dqn"]) == [0, 1, 5]
+
+
+def test_extra_columns_are_tolerated_and_metric_picks_one(tmp_path: Path) -> None:
+    for seed, wall in enumerate([30.0, 10.0, 20.0]):
+        extra = {"wall_time_s": [wall / 2, wall], "truncated": [0, 1]}
+        write_run(tmp_path / "sweep" / f"{seed}", 100.0 + seed, seed=seed, extra=extra)
+    (by_reward,) = cmp.compare([tmp_path / "sweep"], tmp_path / "o1", reps=REPS)
+    assert by_reward.mean["dqn"].point == pytest.approx(101.0)
+    (by_wall,) = cmp.compare([tmp_path / "sweep"], tmp_path / "o2", "wall_time_s", reps=REPS)
+    assert by_wall.mean["dqn"].point == pytest.approx(20.0)
+
+
+def test_final_is_the_last_row_even_when_a_step_repeats(tmp_path: Path) -> None:
+    # The end-of-training evaluation (more games) can share its step with the last periodic one.
+    run = write_run(tmp_path / "r", [1.0, 2.0, 3.0], steps=(500, 1000, 1000))
+    (result,) = cmp.compare([run], tmp_path / "out", reps=REPS)
+    loaded = result.runs["dqn"][0]
+    assert loaded.final("mean_reward") == 3.0
+    steps, values = loaded.curve("mean_reward")
+    np.testing.assert_array_equal(steps, [500, 1000])
+    np.testing.assert_array_equal(values, [1.0, 3.0])
+
+
+def test_curves_on_different_steps_are_interpolated_on_their_common_range() -> None:
+    a = (np.array([0.0, 100.0, 200.0]), np.array([0.0, 10.0, 20.0]))
+    b = (np.array([50.0, 150.0, 250.0]), np.array([5.0, 5.0, 25.0]))
+    grid = cmp.common_grid([a, b])
+    np.testing.assert_array_equal(grid, [50, 100, 150, 200])  # both cover 50..200 only
+    np.testing.assert_allclose(cmp.on_grid([a, b], grid), [[5, 10, 15, 20], [5, 5, 5, 15]])
+    assert cmp.common_grid([a, (np.array([300.0]), np.array([1.0]))]).size == 0
+
+
+def test_mean_curve_band_contains_the_mean(tmp_path: Path) -> None:
+    runs = [
+        cmp.load_run(write_run(tmp_path / f"r{i}", [i, 2.0 * i], seed=i, steps=(500, 1000)))
+        for i in range(1, 5)
+    ]
+    curve = cmp.mean_curve(runs, "mean_reward", REPS, seed=0)
+    assert curve is not None
+    steps, estimates = curve
+    np.testing.assert_array_equal(steps, [500, 1000])
+    assert [e.point for e in estimates] == pytest.approx([2.5, 5.0])
+    assert all(e.low <= e.point <= e.high and e.low < e.high for e in estimates)
+
+
+def test_frozenlake_gets_the_value_iteration_optimum(tmp_path: Path) -> None:
+    kwargs = {"map_name": "4x4", "is_slippery": True}
+    for seed in range(3):
+        write_run(
+            tmp_path / "sweep" / f"{seed}",
+            0.7 + 0.01 * seed,
+            seed=seed,
+            env="frozenlake",
+            env_id="FrozenLake-v1",
+            make_kwargs=kwargs,
+        )
+    write_run(tmp_path / "sweep" / "cp", 100.0, seed=9)
+    results = cmp.compare([tmp_path / "sweep"], tmp_path / "out", reps=REPS)
+    by_env = {result.env: result for result in results}
+    lake = by_env["frozenlake (is_slippery=True, map_name=4x4)"]
+    assert lake.optimum == pytest.approx(0.7442, abs=5e-4)
+    assert by_env["cartpole"].optimum is None
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| optimum (value iteration, within the time limit) | | | 0.7442 | 0.7442 |" in table
+    assert table.index("## cartpole") < table.index("## frozenlake")
+    # The optimum is a return: no reference line for another metric.
+    others = cmp.compare([tmp_path / "sweep"], tmp_path / "o2", "std_reward", reps=REPS)
+    assert all(result.optimum is None for result in others)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "ALE/NoSuchGame-v5", "NotAnEnv-v0"])
+def test_envs_without_a_transition_model_have_no_optimum(env_id: str) -> None:
+    assert cmp.optimal_return(env_id, {}) is None
+
+
+def test_figure_has_a_panel_per_env_with_algos_and_optimum(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "cp", {"dqn": [1.0, 2.0], "softmax": [3.0]})
+    write_run(
+        tmp_path / "fl",
+        0.5,
+        env="frozenlake",
+        env_id="FrozenLake-v1",
+        make_kwargs={"map_name": "4x4", "is_slippery": True},
+    )
+    groups = cmp.group_runs(cmp.find_runs([tmp_path / "cp", tmp_path / "fl"]))
+    optima = {
+        env: cmp.optimal_return(runs["dqn"][0].env_id, runs["dqn"][0].make_kwargs)
+        for env, runs in groups.items()
+    }
+    fig = cmp.learning_curves_figure(groups, optima, "mean_reward", REPS, seed=0)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["cartpole", "frozenlake (is_slippery=True, map_name=4x4)"]
+    labels = [[text.get_text() for text in ax.get_legend().get_texts()] for ax in fig.axes]
+    assert labels[0] == ["dqn (2 runs)", "softmax (1 run)"]
+    assert labels[1] == ["dqn (1 run)", "optimum (value iteration) 0.744"]
+    assert all(ax.get_xlabel() == "env steps" for ax in fig.axes)
+
+
+def one_error_line(capsys: pytest.CaptureFixture) -> str:
+    """The single stderr line of a failed command (no traceback, no usage block)."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_module_run_from_a_shell_fails_with_one_line(tmp_path: Path) -> None:
+    # As a user runs it: nothing that rliable, arch or matplotlib print at import may add lines.
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.compare", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stderr.splitlines() == [
+        f"error: {tmp_path / 'empty'} holds no finished run (a run dir has .hydra/config.yaml "
+        "and a complete evaluations.csv; a sweep dir has run dirs inside)"
+    ]
+    assert done.stdout == ""
+
+
+def test_missing_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cmp.main([str(tmp_path / "nope")]) != 0
+    assert "nope is not a directory" in one_error_line(capsys)
+
+
+def test_empty_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "empty").mkdir()
+    assert cmp.main([str(tmp_path / "empty")]) != 0
+    assert "holds no finished run" in one_error_line(capsys)
+
+
+def test_no_dir_argument_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    assert cmp.main([]) != 0
+    assert "DIR" in one_error_line(capsys)
+
+
+def test_unknown_metric_is_one_line_naming_the_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = write_run(tmp_path / "r", 1.0)
+    assert cmp.main([str(run), "--metric", "score", "--reps", str(REPS)]) != 0
+    line = one_error_line(capsys)
+    assert "--metric score" in line and "mean_reward" in line and "scores" not in line
+
+
+def test_sweep_with_only_unfinished_runs_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    write_run(tmp_path / "sweep" / "0", 1.0, steps=(500,), total_timesteps=1000)
+    assert cmp.main([str(tmp_path / "sweep")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("warning: skipped") and "unfinished" in err[0]
+    assert err[1].startswith("error: ") and len(err) == 2
+
+
+def test_each_dir_that_is_not_a_finished_run_gets_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sweep = write_sweep(tmp_path / "sweep", {"dqn": [1.0, 2.0]})
+    (sweep / "notes").mkdir()  # not a run at all
+    write_run(sweep / "crashed", 1.0, steps=(500,), total_timesteps=1000)  # stopped early
+    (sweep / "no_evals" / ".hydra").mkdir(parents=True)
+    (sweep / "no_evals" / ".hydra" / "config.yaml").write_text("env: {name: cartpole}\n")
+    header_only = write_run(sweep / "header_only", 1.0)
+    (header_only / "evaluations.csv").write_text(",".join(COLUMNS) + "\n")
+    (sweep / ".submitit").mkdir()  # hidden: launcher state, not a job
+    (result,) = cmp.compare([sweep], tmp_path / "out", reps=REPS)
+    assert len(result.runs["dqn"]) == 2
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 4
+    reasons = {Path(line.split()[2].rstrip(":")).name: line for line in warnings}
+    assert "unfinished" in reasons["crashed"]
+    assert "no evaluation yet" in reasons["header_only"]
+    assert "has no env.id" in reasons["no_evals"]
+    assert "no .hydra/config.yaml" in reasons["notes"]
