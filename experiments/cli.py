@@ -1,62 +1,151 @@
-"""Preflight for ``run.py``: refuse bad overrides with one line, before Hydra makes a run dir.
+"""``run.py``'s error reporting: whatever the user typed or chose wrong is one line, no traceback.
 
-Hydra reports composition errors over several lines (search path, hints); a user wants the key
-and what is allowed. This composes the command line's overrides once with Hydra's own compose
-API, runs :func:`experiments.config.validate`, and turns the first failure into one line.
-Sweep overrides (``seed=0,1,2``) are left to each job, which validates itself.
+Hydra composes the config once, as usual, with every flag it knows (``-m``, ``--cfg``,
+``--config-name``...). Its own report of a bad override spans many lines (search path, grammar
+links), and a task function's error would come with a traceback. :func:`run_reporting_errors`
+asks Hydra to re-raise instead (``HYDRA_FULL_ERROR``), and :func:`user_error` turns what a user
+can fix into ``error: <key>: <what is wrong and what is allowed>``. Anything else, a bug of
+ours, still shows its full traceback; so does everything when the user sets
+``HYDRA_FULL_ERROR=1`` themselves.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException
-from omegaconf.errors import OmegaConfBaseException
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from experiments.config import validate
+from experiments.algos import FAMILIES
 from experiments.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-#: Flags after which Hydra does not train (help, config printing, completion).
-_NON_TRAINING_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc")
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+#: Whether the user asked for tracebacks, remembered for the jobs: HYDRA_FULL_ERROR is forced on.
+_TRACEBACKS = "VALUERL_TRACEBACKS"
 
 
-def _one_line(error: Exception) -> str:
-    """The useful part of a Hydra/OmegaConf composition error, on one line."""
-    if isinstance(error, MissingConfigException) and error.options:
-        group = Path(error.missing_cfg_file or "").parent.name or "option"
-        wanted = Path(error.missing_cfg_file or "").name
-        return f"{group}={wanted} is not allowed: use one of {', '.join(sorted(error.options))}"
-    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    key = getattr(cause, "full_key", None)
-    message = next((line for line in lines if not line.startswith("full_key")), str(cause))
-    if "not in" in message and key:
-        return f"{key}: unknown key ({message}); to add a new key use +{key}=VALUE"
-    return f"{key}: {message}" if key and key not in message else message
+def _wants_traceback() -> bool:
+    return os.environ.get(_TRACEBACKS) == "1"
 
 
-def first_config_error(argv: list[str]) -> str | None:
-    """One line describing the first problem with the command line, or None if it is fine.
+def run_reporting_errors(main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` function; exit with one line for a user's mistake.
 
-    :param argv: the command-line arguments after the program name.
+    :param main: the decorated Hydra entry point
     """
-    if any(arg.split("=")[0] in _NON_TRAINING_FLAGS for arg in argv):
-        return None
-    candidates = [arg for arg in argv if not arg.startswith("-") and not arg.startswith("hydra")]
+    os.environ.setdefault(_TRACEBACKS, "1" if os.environ.get(_FULL_ERROR) == "1" else "0")
+    os.environ[_FULL_ERROR] = "1"  # Hydra then re-raises rather than printing its own report
     try:
-        parsed = OverridesParser.create().parse_overrides(candidates)
-    except HydraException as error:
-        return _one_line(error)
-    overrides = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
+        main()
+    except Exception as error:
+        message = user_error(error)
+        if message is None or _wants_traceback():
+            raise
+        sys.exit(f"error: {message}")
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Inside a task function: a :class:`ConfigError` ends the process with its one line.
+
+    Exiting from inside the job keeps Hydra from logging the failed job's overrides and
+    traceback around the line.
+    """
     try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
-        validate(cfg)
+        yield
     except ConfigError as error:
+        if _wants_traceback():
+            raise
+        sys.exit(f"error: {error}")
+
+
+def user_error(error: BaseException) -> str | None:
+    """One line for an error the user can fix (a bad override or value), else None.
+
+    :param error: what Hydra, OmegaConf or our checks raised
+    """
+    if isinstance(error, ConfigError):
         return str(error)
-    except (HydraException, OmegaConfBaseException) as error:
-        return _one_line(error)
+    if isinstance(error, MissingConfigException):
+        return _missing_config(error)
+    if isinstance(error, OverrideParseException):
+        return _parse_error(str(error))
+    cause = error.__cause__
+    if isinstance(error, ConfigCompositionException) and isinstance(cause, OmegaConfBaseException):
+        return _omegaconf_error(cause)
+    if isinstance(error, OmegaConfBaseException):
+        return _omegaconf_error(error)
+    if isinstance(error, HydraException):
+        return _first_line(str(error))
+    if isinstance(error, AssertionError) and "root: NoneType" in str(error):
+        return _absent_block()
     return None
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+def _missing_config(error: MissingConfigException) -> str:
+    """``env=nope``, ``experiment=typo``, or an env without hyperparameters for a family."""
+    missing = error.missing_cfg_file or ""
+    group, _, choice = missing.rpartition("/")
+    if group.startswith("hparams/"):
+        family = group.split("/", 1)[1]
+        return (
+            f"env={choice}: no {family}.* hyperparameters for this env; add "
+            f"conf/{missing}.yaml (one line `defaults: [/{group}/breakout]` reuses Breakout's)"
+        )
+    if group and error.options:
+        return f"{group}={choice}: unknown choice; use one of {', '.join(sorted(error.options))}"
+    return _first_line(str(error))
+
+
+def _absent_block() -> str:
+    """An override into another algorithm family's block, e.g. ``dqn.gamma=0.9`` with PPO."""
+    overrides = [arg for arg in sys.argv[1:] if arg.lstrip("+~").split(".")[0] in FAMILIES]
+    subject = overrides[0] if overrides else "an override"
+    return (
+        f"{subject}: this run has no such block; a run carries only its algorithm family's "
+        f"hyperparameters ({', '.join(f'{family}.*' for family in FAMILIES)}), so set the "
+        "chosen algo's block"
+    )
+
+
+def _parse_error(message: str) -> str:
+    """Hints instead of parser jargon for the usual slips: a stray comma, spaces around '='."""
+    quoted = re.search(r"Error parsing override '(.*)'", message)
+    override = quoted.group(1) if quoted else None
+    if "missing EQUAL" in message:
+        return f"{override}: not a key=value override; write key=value with no spaces around '='"
+    if "mismatched input '<EOF>'" in message:
+        dangling = [arg for arg in sys.argv[1:] if arg.endswith(",")]
+        return (
+            f"{override or (dangling or ['an override'])[0]}: ends with a comma; a comma "
+            "separates the values of a sweep (python run.py -m key=a,b), so drop the last one"
+        )
+    return f"{override or 'an override'}: cannot be parsed ({_first_line(message)})"
+
+
+def _omegaconf_error(error: OmegaConfBaseException) -> str:
+    """Unknown keys and wrong types, named by their full key."""
+    key = getattr(error, "full_key", None) or "config"
+    if isinstance(error, ConfigKeyError | AttributeError) or "not in" in str(error):
+        return f"{key}: unknown key; check its spelling, or add a new key with +{key}=VALUE"
+    if isinstance(error, ValidationError):
+        value = getattr(error, "value", None)
+        subject = f"{key}={value}" if value is not None else key
+        return f"{subject}: {_first_line(str(error))}"
+    return f"{key}: {_first_line(str(error))}"

@@ -1,29 +1,40 @@
 """Structured-config schemas and value checks for ``run.py``.
 
 The schemas give Hydra the types, so a wrong type or an unknown key is refused while the
-config is composed; :func:`validate` adds the range checks that types cannot express, and
-raises :class:`ConfigError` with one line that names the key and what is allowed.
+config is composed; :func:`validate` adds what types cannot express (ranges, names that must
+exist, values that only make sense together) and raises :class:`ConfigError` with one line that
+names the key and what is allowed.
+
+Hyperparameters live in one block per algorithm family (``dqn`` or ``ppo``); a run carries only
+the block of its own family, so its saved and W&B configs hold no other algorithm's keys.
 """
 
 from __future__ import annotations
 
-import os
+import difflib
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_type_hints
 
+import gymnasium as gym
+import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiments.algos import algo_spec, replay_buffer_class
-from experiments.envs import wrapper_options
+from custom.losses import LOSSES
+from experiments.algos import FAMILIES, AlgoSpec, algo_arguments, algo_spec, replay_buffer_class
+from experiments.cli import CONF_DIR
+from experiments.envs import EVAL_SEED_OFFSET, wrapper_options
 from experiments.errors import ConfigError, require_one_of
+from experiments.tracking import check_logger
 
-__all__ = ["Config", "ConfigError", "register_configs", "validate"]
+__all__ = ["Config", "ConfigError", "register_configs", "run_config", "validate"]
 
 
 @dataclass
 class EnvConfig:
-    """Which environment and how it is wrapped; its hyperparameters live in ``dqn``/``ppo``."""
+    """Which environment and how it is wrapped; its hyperparameters live in ``hparams/``."""
 
     name: str = MISSING
     id: str = MISSING
@@ -37,7 +48,10 @@ class EnvConfig:
 
 @dataclass
 class AlgoConfig:
-    """The algorithm, by its name in ``experiments.algos.ALGORITHMS``, plus its own arguments."""
+    """The algorithm, by its name in ``experiments.algos.ALGORITHMS``, plus its own arguments.
+
+    ``kwargs`` is checked against the algorithm's own schema (``AlgoSpec.arguments``).
+    """
 
     name: str = MISSING
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +69,14 @@ class CommonParams:
 
 
 @dataclass
+class ReplayConfig:
+    """Replay memory of the DQN family: ``standard`` (SB3's) or ``frames`` (each frame once)."""
+
+    kind: str = "standard"
+    frame_headroom: float = 0.01
+
+
+@dataclass
 class DQNParams(CommonParams):
     """Shared by every DQN-family algorithm, so a comparison changes one thing at a time.
 
@@ -62,6 +84,8 @@ class DQNParams(CommonParams):
     ``exploration_anneal_steps`` is set: then it is held at ``exploration_initial_eps`` for
     ``exploration_hold_steps`` env steps and annealed linearly to ``exploration_final_eps`` over
     ``exploration_anneal_steps``, whatever ``total_timesteps`` is (the reference Breakout agent).
+    Algorithms that do not act epsilon-greedily (softmax) ignore the ``exploration_*`` values.
+    ``loss`` is SB3's ``smooth_l1`` or the reference agent's (``custom.losses``).
     """
 
     buffer_size: int = 1_000_000
@@ -77,6 +101,8 @@ class DQNParams(CommonParams):
     exploration_hold_steps: int = 0
     exploration_anneal_steps: int | None = None
     max_grad_norm: float = 10.0
+    loss: str = "smooth_l1"
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
 
 @dataclass
@@ -92,14 +118,6 @@ class PPOParams(CommonParams):
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-
-
-@dataclass
-class ReplayConfig:
-    """Replay memory of the DQN family: ``standard`` (SB3's) or ``frames`` (each frame once)."""
-
-    kind: str = "standard"
-    frame_headroom: float = 0.01
 
 
 @dataclass
@@ -132,14 +150,17 @@ class LoggerConfig:
 
 @dataclass
 class Config:
-    """The whole composed config of one run."""
+    """The whole composed config of one run.
+
+    ``dqn`` and ``ppo`` are the hyperparameter blocks of the two algorithm families; the
+    ``hparams/<family>/<env>.yaml`` file picked by the algorithm fills the one the run uses.
+    """
 
     env: EnvConfig = field(default_factory=EnvConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    dqn: DQNParams = field(default_factory=DQNParams)
-    ppo: PPOParams = field(default_factory=PPOParams)
-    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    dqn: DQNParams | None = None
+    ppo: PPOParams | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     total_timesteps: int = 50_000
@@ -157,100 +178,206 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
 
 
-_POSITIVE_INTS = (
-    "total_timesteps",
-    "env.n_envs",
-    "eval.episodes",
-    "eval.n_envs",
-    "dqn.buffer_size",
-    "dqn.batch_size",
-    "dqn.train_freq",
-    "dqn.target_update_interval",
-    "ppo.n_steps",
-    "ppo.batch_size",
-    "ppo.n_epochs",
-)
-_NON_NEGATIVE_INTS = (
-    "eval.freq",
-    "dqn.learning_starts",
-    "dqn.exploration_hold_steps",
-    "env.frame_stack",
-    "log_interval",
-    "stats_freq",
-)
-_UNIT_FRACTIONS = (  # values in [0, 1]
-    "dqn.tau",
-    "dqn.exploration_fraction",
-    "dqn.exploration_initial_eps",
-    "dqn.exploration_final_eps",
-    "dqn.learning_rate_fraction",
-    "ppo.learning_rate_fraction",
-    "ppo.gae_lambda",
-    "replay.frame_headroom",
-    "eval.epsilon",
-)
-_DISCOUNTS = ("dqn.gamma", "ppo.gamma")
-_LEARNING_RATES = ("dqn.learning_rate", "ppo.learning_rate")
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The run's config as plain data, without the other algorithm families' (empty) blocks."""
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    for family in FAMILIES:
+        if container.get(family) is None:
+            container.pop(family, None)
+    return container
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A range check: ``accepts(value)`` must hold, else the error says ``it must be {text}``."""
+
+    accepts: Callable[[Any], bool]
+    text: str
+
+
+_POSITIVE = Rule(lambda v: v > 0, "> 0")
+_NON_NEGATIVE = Rule(lambda v: v >= 0, ">= 0")
+_UNIT = Rule(lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+_DISCOUNT = Rule(lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+_SEED = Rule(lambda v: 0 <= v < 2**32 - EVAL_SEED_OFFSET, f"in [0, {2**32 - EVAL_SEED_OFFSET})")
+
+#: key -> rule; a key that is absent or null (another family's block, an unset option) is skipped.
+_RULES: dict[str, Rule] = {
+    "seed": _SEED,
+    "total_timesteps": _POSITIVE,
+    "torch_threads": _POSITIVE,
+    "log_interval": _NON_NEGATIVE,
+    "stats_freq": _NON_NEGATIVE,
+    "env.n_envs": _POSITIVE,
+    "env.frame_stack": _NON_NEGATIVE,
+    "eval.freq": _NON_NEGATIVE,
+    "eval.episodes": _POSITIVE,
+    "eval.final_episodes": _POSITIVE,
+    "eval.n_envs": _POSITIVE,
+    "eval.epsilon": _UNIT,
+    "algo.kwargs.temperature": _POSITIVE,
+    **{
+        f"{family}.{key}": rule
+        for family in FAMILIES
+        for key, rule in {
+            "learning_rate": _POSITIVE,
+            "learning_rate_final": _POSITIVE,
+            "learning_rate_fraction": _UNIT,
+            "gamma": _DISCOUNT,
+            "max_grad_norm": _POSITIVE,
+        }.items()
+    },
+    "dqn.buffer_size": _POSITIVE,
+    "dqn.batch_size": _POSITIVE,
+    "dqn.train_freq": _POSITIVE,
+    "dqn.gradient_steps": _POSITIVE,
+    "dqn.target_update_interval": _POSITIVE,
+    "dqn.learning_starts": _NON_NEGATIVE,
+    "dqn.tau": _UNIT,
+    "dqn.exploration_fraction": _UNIT,
+    "dqn.exploration_initial_eps": _UNIT,
+    "dqn.exploration_final_eps": _UNIT,
+    "dqn.exploration_hold_steps": _NON_NEGATIVE,
+    "dqn.exploration_anneal_steps": _POSITIVE,
+    "dqn.replay.frame_headroom": _UNIT,
+    "ppo.n_steps": _POSITIVE,
+    "ppo.batch_size": _POSITIVE,
+    "ppo.n_epochs": _POSITIVE,
+    "ppo.gae_lambda": _UNIT,
+    "ppo.clip_range": _POSITIVE,
+}
 _DEVICES = ("auto", "cpu", "cuda", "mps")
-_LOGGER_BACKENDS = ("wandb", "none")
-_WANDB_MODES = ("online", "offline", "disabled", "shared")
-
-
-def _get(cfg: DictConfig, key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check the values that types alone cannot; raise :class:`ConfigError` on the first bad one.
+    """Check what types alone cannot; raise :class:`ConfigError` on the first bad value.
+
+    Runs before any run dir, W&B run or env exists, and needs no env or model: a bad value is
+    reported in well under a second.
 
     :param cfg: the composed config.
     """
-    for key in _POSITIVE_INTS:
-        if _get(cfg, key) <= 0:
-            raise ConfigError(f"{key}={_get(cfg, key)} is not allowed: it must be > 0")
-    for key in _NON_NEGATIVE_INTS:
-        if _get(cfg, key) < 0:
-            raise ConfigError(f"{key}={_get(cfg, key)} is not allowed: it must be >= 0")
-    for key in _UNIT_FRACTIONS:
-        if not 0.0 <= _get(cfg, key) <= 1.0:
-            raise ConfigError(f"{key}={_get(cfg, key)} is not allowed: it must be in [0, 1]")
-    for key in _DISCOUNTS:
-        if not 0.0 < _get(cfg, key) <= 1.0:
-            raise ConfigError(f"{key}={_get(cfg, key)} is not allowed: it must be in (0, 1]")
-    for key in _LEARNING_RATES:
-        for name in (key, f"{key}_final"):
-            value = _get(cfg, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{name}={value} is not allowed: it must be > 0")
-    for key in ("eval.final_episodes", "dqn.exploration_anneal_steps", "torch_threads"):
-        value = _get(cfg, key)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{key}={value} is not allowed: it must be > 0 (or null)")
-    algo_spec(cfg.algo.name)
-    replay_buffer_class(cfg.replay.kind)
-    options = wrapper_options(cfg.env)
-    if cfg.replay.kind == "frames" and options.get("life_loss_terminal") is False:
+    spec = algo_spec(cfg.algo.name)
+    _check_family(cfg, spec)
+    algo_arguments(cfg)
+    for key, rule in _RULES.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not rule.accepts(value):
+            raise ConfigError(f"{key}={value}", f"must be {rule.text}")
+    _check_env(cfg)
+    _check_policy_kwargs(cfg, spec)
+    if spec.family == "dqn":
+        require_one_of("dqn.loss", cfg.dqn.loss, LOSSES)
+    if spec.replay:
+        _check_replay(cfg)
+    _check_device(str(cfg.device))
+    check_logger(cfg.logger)
+
+
+def _check_family(cfg: DictConfig, spec: AlgoSpec) -> None:
+    """The run carries its family's hyperparameters and no other family's."""
+    if cfg.get(spec.family) is None:
+        if (CONF_DIR / "hparams" / spec.family / f"{cfg.env.name}.yaml").is_file():
+            raise ConfigError(
+                f"algo={cfg.algo.name}",
+                f"its {spec.family}.* hyperparameters were not loaded: family is chosen by the "
+                "algo file, do not set it on the command line",
+            )
         raise ConfigError(
-            "replay.kind=frames needs env.wrapper_kwargs.life_loss_terminal=true: a life loss "
-            "then resets the history inside an episode, which a frame-once buffer cannot store; "
-            "use replay.kind=standard"
+            f"algo={cfg.algo.name}",
+            f"no {spec.family}.* hyperparameters for env={cfg.env.name}; "
+            f"add conf/hparams/{spec.family}/{cfg.env.name}.yaml",
         )
-    device = str(cfg.device)
-    if device.split(":")[0] not in _DEVICES:
-        allowed = ", ".join(_DEVICES)
-        raise ConfigError(f"device={device} is not allowed: use one of {allowed} (cuda:N too)")
-    require_one_of("logger.backend", cfg.logger.backend, _LOGGER_BACKENDS)
-    mode = cfg.logger.mode
-    if mode is not None and mode not in _WANDB_MODES:
-        allowed = ", ".join(_WANDB_MODES)
-        raise ConfigError(f"logger.mode={mode} is not allowed: use null or one of {allowed}")
-    env_mode = os.environ.get("WANDB_MODE")
-    if cfg.logger.backend == "wandb" and env_mode is not None and env_mode not in _WANDB_MODES:
-        allowed = ", ".join(_WANDB_MODES)
+    for family in FAMILIES:
+        if family != spec.family and cfg.get(family) is not None:
+            raise ConfigError(
+                f"{family}.*",
+                f"set, but algo={cfg.algo.name} takes {spec.family}.* hyperparameters; "
+                f"drop the {family}.* overrides or pick an algo of that family",
+            )
+
+
+def _check_env(cfg: DictConfig) -> None:
+    """The env id exists (with a did-you-mean) and its wrapper options are known."""
+    env_id = cfg.env.id
+    if env_id not in gym.registry:
+        near = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f"did you mean {' or '.join(near)}?" if near else "see gymnasium.pprint_registry()"
+        raise ConfigError(f"env.id={env_id}", f"no such gymnasium env; {hint}")
+    wrapper_options(cfg.env)
+
+
+def _check_policy_kwargs(cfg: DictConfig, spec: AlgoSpec) -> None:
+    """``policy_kwargs`` names a known policy argument, and a boolean argument gets a boolean."""
+    key = f"{spec.family}.policy_kwargs"
+    require_one_of("env.policy", cfg.env.policy, spec.cls.policy_aliases)
+    policy = spec.cls.policy_aliases[cfg.env.policy]
+    hints = _policy_arguments(policy)
+    for name, value in cfg[spec.family].policy_kwargs.items():
+        if name not in hints:
+            raise ConfigError(
+                f"{key}.{name}", f"not an argument of {policy.__name__}; use {', '.join(hints)}"
+            )
+        if hints[name] is bool and not isinstance(value, bool):
+            raise ConfigError(f"{key}.{name}={value}", "must be true or false")
+
+
+_POLICY_POSITIONAL = ("self", "observation_space", "action_space", "lr_schedule")
+
+
+def _policy_arguments(policy: type) -> dict[str, Any]:
+    """Keyword arguments of a policy class -> their type hints (None where unknown).
+
+    Follows ``**kwargs`` up the class hierarchy, as SB3's policies pass them to their parents.
+    """
+    arguments: dict[str, Any] = {}
+    for cls in policy.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            hints = get_type_hints(init)
+        except (NameError, TypeError):  # unresolvable annotations: names only
+            hints = {}
+        parameters = inspect.signature(init).parameters.values()
+        for parameter in parameters:
+            named = parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+            if named and parameter.name not in _POLICY_POSITIONAL:
+                arguments.setdefault(parameter.name, hints.get(parameter.name))
+        if not any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters):
+            break
+    return arguments
+
+
+def _check_replay(cfg: DictConfig) -> None:
+    """The buffer exists, fits the env, and learning starts early enough to learn at all."""
+    dqn = cfg.dqn
+    replay_buffer_class(dqn.replay.kind)
+    if dqn.replay.kind == "frames":
+        if cfg.env.wrapper not in ("atari", "sb3_atari"):
+            raise ConfigError(
+                "dqn.replay.kind=frames",
+                "stores stacked Atari frames; this env has no frame stack, use standard",
+            )
+        if wrapper_options(cfg.env).get("life_loss_terminal") is False:
+            raise ConfigError(
+                "dqn.replay.kind=frames",
+                "needs env.wrapper_kwargs.life_loss_terminal=true: a life loss then resets the "
+                "history inside an episode, which a frame-once buffer cannot store; use standard",
+            )
+    if dqn.learning_starts >= cfg.total_timesteps:
         raise ConfigError(
-            f"the environment variable WANDB_MODE={env_mode!r} is not allowed: unset it or "
-            f"use one of {allowed}"
+            f"dqn.learning_starts={dqn.learning_starts}",
+            f"must be below total_timesteps={cfg.total_timesteps}, or the run makes no "
+            "gradient step",
         )
+
+
+def _check_device(device: str) -> None:
+    """A device torch knows, and one this machine has (``auto`` always works)."""
+    kind = device.split(":")[0]
+    require_one_of("device", kind, _DEVICES)
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device}", "torch sees no CUDA GPU here; use auto or cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={device}", "torch sees no Apple GPU here; use auto or cpu")

@@ -57,9 +57,9 @@ def wrapper_options(env_cfg: DictConfig) -> dict[str, Any]:
             AtariOptions(**options)
         except TypeError as error:
             known = ", ".join(AtariOptions.__dataclass_fields__)
-            raise ConfigError(f"env.wrapper_kwargs: {error}; known options: {known}") from None
+            raise ConfigError("env.wrapper_kwargs", f"{error}; known options: {known}") from None
         except ValueError as error:
-            raise ConfigError(f"env.wrapper_kwargs: {error}") from None
+            raise ConfigError("env.wrapper_kwargs", str(error)) from None
     return options
 
 

@@ -1,14 +1,25 @@
-"""The one error type a user sees: a bad config value, reported as one line."""
+"""The one error type a user sees: something they typed or chose, reported as one line.
+
+Every message reads ``<key or thing>: <what is wrong and what is allowed>``; ``run.py`` prints
+it as ``error: <message>`` and exits with status 1, without a traceback.
+"""
 
 from collections.abc import Iterable
 
 
 class ConfigError(ValueError):
-    """A config value outside what the run accepts; the message is one line for the user."""
+    """A config value (or a choice of env, algorithm, file...) that the run cannot accept.
+
+    :param subject: what is wrong, usually ``key=value`` as the user typed it
+    :param problem: what is wrong with it and what is allowed instead
+    """
+
+    def __init__(self, subject: str, problem: str) -> None:
+        super().__init__(f"{subject}: {problem}")
 
 
 def require_one_of(key: str, value: object, allowed: Iterable[str]) -> None:
-    """Raise ``key=value is not allowed: use one of ...`` unless ``value`` is in ``allowed``."""
+    """Raise ``key=value: not one of the choices; use one of ...`` unless ``value`` is allowed."""
     names = list(allowed)
     if value not in names:
-        raise ConfigError(f"{key}={value} is not allowed: use one of {', '.join(names)}")
+        raise ConfigError(f"{key}={value}", f"unknown choice; use one of {', '.join(names)}")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 import wandb
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from stable_baselines3.common.logger import (
     CSVOutputFormat,
     Figure,
@@ -32,7 +32,36 @@ from stable_baselines3.common.logger import (
     Video,
 )
 
+from experiments.errors import ConfigError, require_one_of
+
 DEFAULT_WANDB_HOST = "https://api.wandb.ai"
+_BACKENDS = ("wandb", "none")
+_WANDB_MODES = ("online", "offline", "disabled", "shared")
+
+
+def check_logger(logger: DictConfig) -> None:
+    """Refuse, as one line, what W&B would refuse later: a bad mode or project name.
+
+    The project name goes through W&B's own validation (``wandb.Settings``), so the rules are
+    W&B's, not a copy of them.
+    """
+    require_one_of("logger.backend", logger.backend, _BACKENDS)
+    if logger.backend != "wandb":
+        return
+    if logger.mode is not None:
+        require_one_of("logger.mode", logger.mode, _WANDB_MODES)
+    env_mode = os.environ.get("WANDB_MODE")
+    if env_mode is not None and env_mode not in _WANDB_MODES:
+        raise ConfigError(
+            f"the environment variable WANDB_MODE={env_mode!r}",
+            f"unset it or use one of {', '.join(_WANDB_MODES)}",
+        )
+    if not logger.project:
+        raise ConfigError("logger.project", "must not be empty")
+    try:
+        wandb.Settings(project=logger.project, entity=logger.entity)
+    except (wandb.Error, ValueError) as error:
+        raise ConfigError(f"logger.project={logger.project}", str(error)) from None
 
 
 def _has_wandb_credentials() -> bool:
@@ -137,11 +166,18 @@ def make_logger(run_dir: Path, run: Any | None, verbose: int = 0) -> Logger:
 
 
 @contextmanager
-def tracking(cfg: DictConfig, run_dir: Path, sweep_name: str | None = None) -> Iterator[Any]:
+def tracking(
+    cfg: DictConfig, config: Mapping[str, Any], run_dir: Path, sweep_name: str | None = None
+) -> Iterator[Any]:
     """One W&B run around the body, always finished, also when the body raises.
 
     ``reinit="create_new"`` gives each job of a multirun its own run, even when a launcher
     runs several jobs in one process. Yields None when ``logger.backend`` is ``none``.
+
+    :param cfg: the run's config (names, group, logger settings)
+    :param config: what W&B records as the run's config, flattened into filterable columns
+    :param run_dir: the W&B files go into ``run_dir/wandb``
+    :param sweep_name: the sweep this run belongs to, the default group
     """
     if cfg.logger.backend == "none":
         yield None
@@ -153,7 +189,7 @@ def tracking(cfg: DictConfig, run_dir: Path, sweep_name: str | None = None) -> I
         job_type=cfg.algo.name,
         name=run_name(cfg),
         tags=[cfg.env.name, cfg.algo.name, *cfg.logger.tags],
-        config=flatten(OmegaConf.to_container(cfg, resolve=True)),  # type: ignore[arg-type]
+        config=flatten(config),
         dir=str(run_dir),
         mode=wandb_mode(cfg.logger.mode),  # type: ignore[arg-type]
         reinit="create_new",

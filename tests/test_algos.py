@@ -1,4 +1,4 @@
-"""The algorithm table: names -> classes, shared hyperparameters, schedules, replay, dueling."""
+"""The algorithm table: names -> classes, shared hyperparameters, traits, replay, dueling."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from stable_baselines3.common.buffers import ReplayBuffer
 
 from custom.buffers import FrameStackReplayBuffer
 from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
-from custom.policies import DuelingQNetwork
-from experiments.algos import algo_kwargs, build_model
+from custom.policies import DuelingQNetwork, ReferenceCNN
+from custom.schedules import TimestepSchedule
+from experiments.algos import ALGORITHMS, algo_kwargs, build_model
 from experiments.envs import make_env
 from experiments.errors import ConfigError
 
@@ -79,7 +80,7 @@ def test_step_based_exploration_ignores_total_timesteps(compose_config) -> None:
     ("kind", "cls"), [("standard", ReplayBuffer), ("frames", FrameStackReplayBuffer)]
 )
 def test_replay_kind_picks_the_buffer(compose_config, kind, cls) -> None:
-    cfg = compose_config("env=breakout", f"replay.kind={kind}", "dqn.buffer_size=500")
+    cfg = compose_config("env=breakout", f"dqn.replay.kind={kind}", "dqn.buffer_size=500")
     env = make_env(cfg, training=True)
     model = build_model(cfg, env)
     assert type(model.replay_buffer) is cls
@@ -87,15 +88,39 @@ def test_replay_kind_picks_the_buffer(compose_config, kind, cls) -> None:
 
 
 def test_breakout_defaults_to_the_frame_buffer(compose_config) -> None:
-    assert compose_config("env=breakout").replay.kind == "frames"
-    assert compose_config("env=cartpole").replay.kind == "standard"
+    assert compose_config("env=breakout").dqn.replay.kind == "frames"
+    assert compose_config("env=cartpole").dqn.replay.kind == "standard"
 
 
 def test_unknown_replay_kind_is_refused(compose_config) -> None:
     with pytest.raises(
-        ConfigError, match=r"^replay.kind=nope is not allowed: use one of standard, frames"
+        ConfigError, match=r"^dqn.replay.kind=nope: unknown choice; use one of standard, frames"
     ):
-        algo_kwargs(compose_config("replay.kind=nope"))
+        algo_kwargs(compose_config("dqn.replay.kind=nope"))
+
+
+def test_the_step_based_epsilon_schedule_follows_the_epsilon_greedy_trait(compose_config) -> None:
+    """Breakout anneals epsilon by env steps; softmax does not act epsilon-greedily at all."""
+    for algo in ("dqn", "expected_sarsa", "softmax"):
+        cfg = compose_config("env=breakout", f"algo={algo}", "dqn.buffer_size=500")
+        env = make_env(cfg, training=True)
+        model = build_model(cfg, env)
+        env.close()
+        installed = isinstance(model.exploration_schedule, TimestepSchedule)
+        assert installed == ALGORITHMS[algo].epsilon_greedy, algo
+        if algo == "softmax":
+            assert model.exploration_rate == 0.0
+
+
+def test_the_reference_network_and_loss_are_config_values(compose_config) -> None:
+    cfg = compose_config("experiment=breakout_reference", "dqn.buffer_size=500")
+    env = make_env(cfg, training=True)
+    model = build_model(cfg, env)
+    env.close()
+    assert model.loss == "reference"
+    assert isinstance(model.q_net.features_extractor, ReferenceCNN)
+    default = compose_config("env=breakout")
+    assert (default.dqn.loss, default.dqn.policy_kwargs.get("network")) == ("smooth_l1", None)
 
 
 def test_dueling_head_is_a_policy_option(compose_config) -> None:

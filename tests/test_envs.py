@@ -88,7 +88,7 @@ def test_reference_breakout_options_reach_the_wrappers(compose_config) -> None:
             "env.wrapper_kwargs: .*histroy.*; known options: history",
         ),
         ("env.wrapper_kwargs.history_reset=stale", "env.wrapper_kwargs: history_reset must be"),
-        ("env.wrapper=nope", "env.wrapper=nope is not allowed: use one of none, sb3_atari, atari"),
+        ("env.wrapper=nope", "env.wrapper=nope: unknown choice; use one of none, sb3_atari, atari"),
     ],
 )
 def test_bad_wrapper_options_are_one_line_config_errors(compose_config, override, message) -> None:
