@@ -15,7 +15,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from custom.evaluation import play_games, save_gif
+from custom.evaluation import GameResults, play_games, save_gif
 
 EVALUATION_FIELDS = (
     "timesteps",
@@ -23,6 +23,8 @@ EVALUATION_FIELDS = (
     "mean_reward",
     "std_reward",
     "mean_ep_length",
+    "truncated",
+    "wall_time_s",
     "scores",
 )
 #: Outputs that cannot show arrays or media: SB3's names for console, text, JSON and CSV.
@@ -56,9 +58,11 @@ class PeriodicEvaluation(BaseCallback):
     """Play whole games every ``freq`` env steps and once more when training ends.
 
     Each evaluation logs ``eval/mean_reward``, ``eval/std_reward``, ``eval/var_reward``,
-    ``eval/mean_ep_length`` and a histogram ``eval/scores`` (dumped at ``num_timesteps``), and
-    appends a row with every game's score to ``csv_path``. Scores come from the Monitor innermost
-    in ``eval_env``: raw returns of whole games, whatever the training wrappers do.
+    ``eval/mean_ep_length``, ``eval/truncated_games``, ``eval/wall_time_s`` and a histogram
+    ``eval/scores`` (dumped at ``num_timesteps``), and appends a row with every game's score to
+    ``csv_path``. Scores come from the Monitor innermost in ``eval_env``: raw returns of whole
+    games, whatever the training wrappers do. Wall time and game length are logged so that a slow
+    or stalled evaluation shows at once; games cut by a time limit are counted beside the scores.
 
     :param eval_env: env to play on, separate from the training env.
     :param csv_path: where the evaluations table is written (created with a header).
@@ -69,6 +73,8 @@ class PeriodicEvaluation(BaseCallback):
     :param epsilon: probability of a random action at each step; 0 plays greedily.
     :param gif_path: where to save the best game so far as a GIF (logged as
         ``eval/best_game``); None records no frames.
+    :param progress_bar: show a bar of games done during each evaluation (on a terminal only).
+    :param verbose: 1 prints a one-line summary of each evaluation.
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class PeriodicEvaluation(BaseCallback):
         final_episodes: int | None = None,
         epsilon: float = 0.0,
         gif_path: Path | None = None,
+        progress_bar: bool = False,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -90,6 +97,7 @@ class PeriodicEvaluation(BaseCallback):
         self.final_episodes = final_episodes or episodes
         self.epsilon = epsilon
         self.gif_path = gif_path
+        self.progress_bar = progress_bar
         self._last_eval: tuple[int, int] | None = None
         self._best_score = -np.inf
         self.last_scores: np.ndarray | None = None
@@ -118,28 +126,61 @@ class PeriodicEvaluation(BaseCallback):
             epsilon=self.epsilon,
             record_best=self.gif_path is not None,
             seed=self.num_timesteps,
+            progress=self.progress_bar,
         )
-        scores = results.scores.astype(np.float64)
-        mean, std = float(scores.mean()), float(scores.std())
-        mean_length = float(results.lengths.mean())
-        self.logger.record("eval/mean_reward", mean)
-        self.logger.record("eval/std_reward", std)
-        self.logger.record("eval/var_reward", std**2)
-        self.logger.record("eval/mean_ep_length", mean_length)
+        self._log(results)
+        self._save_best_game(results)
+        self.logger.dump(self.num_timesteps)
+        self._write_row(results)
+        self._last_eval = (self.num_timesteps, episodes)
+        self.last_scores = results.scores
+        if self.verbose:
+            print(summary(self.num_timesteps, results))
+        return results.scores
+
+    def _log(self, results: GameResults) -> None:
+        scores = results.scores
+        self.logger.record("eval/mean_reward", float(scores.mean()))
+        self.logger.record("eval/std_reward", float(scores.std()))
+        self.logger.record("eval/var_reward", float(scores.var()))
+        self.logger.record("eval/mean_ep_length", float(results.lengths.mean()))
+        self.logger.record("eval/truncated_games", results.truncated)
+        self.logger.record("eval/wall_time_s", results.wall_time_s)
         self.logger.record("eval/scores", scores, exclude=MEDIA_EXCLUDED)
-        if self.gif_path is not None and results.best_frames and scores.max() >= self._best_score:
-            self._best_score = float(scores.max())
+
+    def _save_best_game(self, results: GameResults) -> None:
+        """Keep the GIF of the best game over all evaluations so far."""
+        if self.gif_path is None or not results.best_frames:
+            return
+        if results.scores.max() >= self._best_score:
+            self._best_score = float(results.scores.max())
             save_gif(results.best_frames, self.gif_path)
             self.logger.record("eval/best_game", self.gif_path, exclude=MEDIA_EXCLUDED)
-        self.logger.dump(self.num_timesteps)
+
+    def _write_row(self, results: GameResults) -> None:
+        scores = results.scores
+        row = (
+            self.num_timesteps,
+            len(scores),
+            float(scores.mean()),
+            float(scores.std()),
+            float(results.lengths.mean()),
+            results.truncated,
+            round(results.wall_time_s, 3),
+            " ".join(f"{s:g}" for s in scores),
+        )
         with self.csv_path.open("a", newline="") as file:
-            row = (self.num_timesteps, episodes, mean, std, mean_length)
-            csv.writer(file).writerow((*row, " ".join(f"{s:g}" for s in scores)))
-        self._last_eval = (self.num_timesteps, episodes)
-        self.last_scores = scores
-        if self.verbose:
-            print(f"eval at {self.num_timesteps}: {mean:.2f} +/- {std:.2f} ({episodes} games)")
-        return scores
+            csv.writer(file).writerow(row)
+
+
+def summary(num_timesteps: int, results: GameResults) -> str:
+    """One console line per evaluation: score, game length, truncations and wall time."""
+    scores = results.scores
+    return (
+        f"eval at {num_timesteps}: {scores.mean():.2f} +/- {scores.std():.2f} over "
+        f"{len(scores)} games, mean length {results.lengths.mean():.0f} steps, "
+        f"{results.truncated} truncated, {results.wall_time_s:.1f} s"
+    )
 
 
 class TrainingStats(BaseCallback):

@@ -1,33 +1,151 @@
-"""Full-game evaluation on a VecEnv: scores from the Monitor, epsilon-greedy play, best-game GIF."""
+"""Full-game evaluation on SB3's ``evaluate_policy``: epsilon-greedy play, truncations, best game.
+
+SB3's ``evaluate_policy`` counts a game only when the Monitor innermost in the env reports one
+(``info["episode"]``), so a training-style env that ends learning episodes on life loss, presses
+FIRE on each reset and clips rewards still yields raw whole-game scores. This module adds what
+it leaves to its ``callback`` hook: counting the games cut by a time limit, a progress bar and
+the frames of the best game.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import imageio.v3 as iio
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
+from tqdm import TqdmExperimentalWarning
+from tqdm.rich import tqdm
 
 
 @dataclass
 class GameResults:
     """Outcome of :func:`play_games`.
 
-    :param scores: raw full-game return of each game, in order of completion
-    :param lengths: env steps of each game, as counted by the Monitor
-    :param best_frames: RGB frames of the highest-scoring game (the first one on ties), from its
-        reset frame to the frame before its last step (the VecEnv resets right after it), or None
-        when not recorded
+    :param scores: raw full-game return of each game, in SB3's ``evaluate_policy`` order
+    :param lengths: env steps of each game as the Monitor counts them: steps of the raw env,
+        so frames where a wrapper skips frames (SB3's AtariWrapper on a frameskip-1 ALE)
+    :param truncated: how many games a time limit cut (``info["TimeLimit.truncated"]`` where the
+        game ends; a cut on the very step that SB3's EpisodicLifeEnv turns into a life-loss
+        terminal reads as a terminal)
+    :param wall_time_s: seconds the evaluation took
+    :param best_frames: RGB frames of the highest-scoring game (the first one on ties), one after
+        each agent step but the last (the VecEnv has reset by then); None when not recorded
     """
 
     scores: np.ndarray
     lengths: np.ndarray
+    truncated: int
+    wall_time_s: float
     best_frames: list[np.ndarray] | None = None
+
+
+class EpsilonGreedy:
+    """An SB3 predictor that replaces the model's action by a uniform one with probability epsilon.
+
+    :param model: anything with SB3's ``predict``
+    :param action_space: the Discrete action space to draw random actions from
+    :param epsilon: probability of a random action, per env and step
+    :param seed: seed of the draws, so that an evaluation can be repeated
+    """
+
+    def __init__(
+        self,
+        model: PolicyPredictor,
+        action_space: spaces.Discrete,
+        epsilon: float,
+        seed: int | None = None,
+    ) -> None:
+        self.model = model
+        self.n_actions = int(action_space.n)
+        self.epsilon = epsilon
+        self.rng = np.random.default_rng(seed)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        actions, state = self.model.predict(
+            observation, state=state, episode_start=episode_start, deterministic=deterministic
+        )
+        explore = self.rng.random(len(actions)) < self.epsilon
+        random_actions = self.rng.integers(self.n_actions, size=len(actions))
+        return np.where(explore, random_actions, actions), state
+
+
+class Progress(Protocol):
+    """What :class:`GameTracker` needs of a progress bar (tqdm's ``update``)."""
+
+    def update(self, n: float | None = 1) -> bool | None: ...
+
+
+class GameTracker:
+    """``evaluate_policy``'s callback: counts truncated games, shows progress, films the best game.
+
+    ``evaluate_policy`` calls it once per env after each step, only while that env still owes
+    games, before it counts the game that the step may end; a game ends where the Monitor's
+    ``info["episode"]`` appears, as ``evaluate_policy`` itself decides.
+
+    :param n_envs: number of envs in the VecEnv
+    :param record_best: keep the frames of the best game (the env must render RGB frames)
+    :param progress: a bar to advance by one per game, or None
+    """
+
+    def __init__(
+        self, n_envs: int, record_best: bool = False, progress: Progress | None = None
+    ) -> None:
+        self.record_best = record_best
+        self.progress = progress
+        self.truncated = 0
+        self.best_score = -np.inf
+        self.best_frames: list[np.ndarray] | None = None
+        self._frames: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
+
+    def __call__(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        index, info = int(locals_["i"]), locals_["info"]
+        image = _rgb_image(locals_["env"], index) if self.record_best else None
+        episode = info.get("episode") if locals_["done"] else None
+        if episode is None:
+            if image is not None:
+                self._frames[index].append(image)
+            return
+        self.truncated += bool(info.get("TimeLimit.truncated", False))
+        if self.progress is not None:
+            self.progress.update(1)
+        if image is not None:
+            if float(episode["r"]) > self.best_score:
+                self.best_score, self.best_frames = float(episode["r"]), self._frames[index]
+            # The image already shows the next game (the VecEnv reset this env); dropping it
+            # gives every game the same frames: one after each step but its last.
+            self._frames[index] = []
+
+
+def progress_bar(total: int, enabled: bool) -> tqdm:
+    """A games-done bar (rich, like SB3's training bar, under which it nests), or a silent one.
+
+    It is shown only on a terminal: tqdm.rich turns ``disable=None`` into "always on", so the
+    check is made here, and logs of batch jobs get no bar lines.
+
+    :param total: number of games
+    :param enabled: whether the caller wants a bar at all
+    """
+    disable = not (enabled and sys.stdout.isatty())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmExperimentalWarning)
+        return tqdm(total=total, desc="evaluation", unit="game", disable=disable, leave=False)
 
 
 def play_games(
@@ -37,19 +155,20 @@ def play_games(
     epsilon: float = 0.0,
     record_best: bool = False,
     seed: int | None = None,
+    progress: bool = False,
 ) -> GameResults:
-    """Play exactly ``n_games`` complete games with the model's greedy action, epsilon-greedy.
+    """Play exactly ``n_games`` complete games with SB3's ``evaluate_policy``, epsilon-greedy.
 
-    Scores come from SB3's Monitor (``info["episode"]``), which ``make_vec_env`` puts innermost:
-    a game is counted when the Monitor ends one, so life-loss terminals, penalties and clipping of
-    a training env never show in a score. As in SB3's ``evaluate_policy``, env ``i`` of ``n``
-    plays ``(n_games + i) // n`` games, so that envs that finish short games first do not
-    supply most of the results.
+    Scores and lengths come from SB3's Monitor (``info["episode"]``), which ``make_vec_env``
+    puts innermost, so life-loss terminals, penalties and clipping of the env never show in a
+    score. Env ``i`` of ``n`` plays ``(n_games + i) // n`` of the games, as ``evaluate_policy``
+    divides them, so that envs that finish short games first do not supply most of the results.
 
-    The games end on their own only if the env ends them: Atari envs from ``wrap_atari`` press
-    FIRE at the start of each ball and cut games at ``max_episode_steps``.
+    The games end only if the env ends them: Atari envs must launch each ball themselves (FIRE
+    on reset and after a life loss) and cut games at a frame cap, or a policy that never fires
+    stalls a game.
 
-    :param model: anything with SB3's ``predict`` (an algorithm or a policy)
+    :param model: anything with SB3's ``predict`` (an algorithm or a policy); it acts greedily
     :param env: a Monitor-wrapped VecEnv; it is reset first
     :param n_games: number of complete games to play
     :param epsilon: probability of a uniformly random action at each step (Discrete actions); 0
@@ -57,8 +176,37 @@ def play_games(
     :param record_best: keep the RGB frames of the best game (needs ``render_mode="rgb_array"``,
         the default of ``make_vec_env``; raw 210x160 frames on Atari)
     :param seed: seed of the epsilon draws
-    :return: scores, lengths and, with ``record_best``, the best game's frames
+    :param progress: show a bar of games done on the console (on a terminal only)
+    :return: scores, lengths, the count of truncated games, the wall time and, with
+        ``record_best``, the best game's frames
     """
+    _check_arguments(env, n_games, epsilon, record_best)
+    predictor: PolicyPredictor = model
+    if epsilon > 0:
+        assert isinstance(env.action_space, spaces.Discrete)
+        predictor = EpsilonGreedy(model, env.action_space, epsilon, seed)
+    start = time.perf_counter()
+    with progress_bar(n_games, progress) as bar:
+        tracker = GameTracker(env.num_envs, record_best, bar)
+        scores, lengths = evaluate_policy(
+            predictor,
+            env,
+            n_eval_episodes=n_games,
+            deterministic=True,
+            callback=tracker,
+            return_episode_rewards=True,
+        )
+    return GameResults(
+        scores=np.asarray(scores, dtype=np.float64),
+        lengths=np.asarray(lengths, dtype=np.int64),
+        truncated=tracker.truncated,
+        wall_time_s=time.perf_counter() - start,
+        best_frames=tracker.best_frames,
+    )
+
+
+def _check_arguments(env: VecEnv, n_games: int, epsilon: float, record_best: bool) -> None:
+    """Refuse what would give wrong scores silently, rather than SB3's mere warning."""
     if n_games < 1:
         raise ValueError(f"n_games must be >= 1, got {n_games}")
     if not 0.0 <= epsilon <= 1.0:
@@ -67,65 +215,20 @@ def play_games(
         raise ValueError(
             "play_games reads scores from SB3's Monitor: build the env with make_vec_env"
         )
-    action_space = env.action_space
-    if epsilon > 0 and not isinstance(action_space, spaces.Discrete):
-        raise ValueError(f"epsilon-greedy needs a Discrete action space, got {action_space}")
+    if epsilon > 0 and not isinstance(env.action_space, spaces.Discrete):
+        raise ValueError(f"epsilon-greedy needs a Discrete action space, got {env.action_space}")
     if record_best and env.render_mode != "rgb_array":
         raise ValueError(
             f"record_best needs render_mode='rgb_array', the env has {env.render_mode!r}"
         )
 
-    n_envs = env.num_envs
-    targets = np.array([(n_games + i) // n_envs for i in range(n_envs)])
-    counts = np.zeros(n_envs, dtype=int)
-    scores: list[float] = []
-    lengths: list[int] = []
-    rng = np.random.default_rng(seed)
-    best_score = -np.inf
-    best_frames: list[np.ndarray] | None = None
 
-    observations = env.reset()
-    frames = [[image] for image in _rgb_images(env)] if record_best else []
-    states = None
-    episode_starts = np.ones(n_envs, dtype=bool)
-    while (counts < targets).any():
-        actions, states = model.predict(
-            observations,  # type: ignore[arg-type]
-            state=states,
-            episode_start=episode_starts,
-            deterministic=True,
-        )
-        if epsilon > 0:
-            assert isinstance(action_space, spaces.Discrete)
-            explore = rng.random(n_envs) < epsilon
-            random_actions = rng.integers(action_space.n, size=n_envs)
-            actions = np.where(explore, random_actions, actions)
-        observations, _, dones, infos = env.step(actions)
-        images = _rgb_images(env) if record_best else []
-        for i in range(n_envs):
-            if counts[i] >= targets[i]:
-                continue
-            episode = infos[i].get("episode") if dones[i] else None
-            if episode is None:
-                if record_best:
-                    frames[i].append(images[i])
-                continue
-            counts[i] += 1
-            scores.append(float(episode["r"]))
-            lengths.append(int(episode["l"]))
-            if record_best:
-                if scores[-1] > best_score:
-                    best_score, best_frames = scores[-1], frames[i]
-                frames[i] = [images[i]] if counts[i] < targets[i] else []
-        episode_starts = dones
-    return GameResults(np.array(scores), np.array(lengths), best_frames)
-
-
-def _rgb_images(env: VecEnv) -> list[np.ndarray]:
-    images = env.get_images()
-    if any(image is None for image in images):
+def _rgb_image(env: VecEnv, index: int) -> np.ndarray:
+    """The current RGB frame of one sub-env (``evaluate_policy`` visits the envs one by one)."""
+    image = env.env_method("render", indices=index)[0]
+    if image is None:
         raise RuntimeError("the env rendered no RGB frame: it needs render_mode='rgb_array'")
-    return [image for image in images if image is not None]
+    return np.asarray(image)
 
 
 def save_gif(

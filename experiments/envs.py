@@ -24,14 +24,23 @@ gym.register_envs(ale_py)
 
 #: Evaluation envs get their own seeds, so they never replay the training env's games.
 EVAL_SEED_OFFSET = 10_000
+#: The ALE's standard game cut (Machado et al. 2018): 30 minutes of play, a truncation.
+ALE_MAX_FRAMES = 108_000
 
 WrapperFactory = Callable[..., gym.Env]
 
 
 def _sb3_atari(env: gym.Env, training: bool, **kwargs: Any) -> gym.Env:
-    """SB3's stock AtariWrapper; evaluation plays whole games on raw rewards."""
+    """SB3's stock AtariWrapper; evaluation launches every ball and scores whole games.
+
+    Evaluation keeps a life loss terminal: SB3's FireResetEnv presses FIRE only on reset, so
+    without the life-loss reset a greedy policy that never fires idles until the frame cap.
+    Whole-game scores are safe anyway: ``evaluate_policy`` counts a game only when the Monitor
+    innermost reports one, and that Monitor sees raw rewards (clipping is turned off all the same
+    so that the rewards an evaluation callback sees are raw too).
+    """
     if not training:
-        kwargs.update(terminal_on_life_loss=False, clip_reward=False)
+        kwargs.update(terminal_on_life_loss=True, clip_reward=False)
     return AtariWrapper(env, **kwargs)
 
 
@@ -68,6 +77,10 @@ def _make_kwargs(env_cfg: DictConfig, options: dict[str, Any]) -> dict[str, Any]
     kwargs: dict[str, Any] = OmegaConf.to_container(env_cfg.make_kwargs, resolve=True)  # type: ignore[assignment]
     if env_cfg.wrapper == "atari":
         kwargs.update(atari_make_kwargs(AtariOptions(**options)))
+    if env_cfg.wrapper in ("atari", "sb3_atari"):
+        # Whatever the id registers (gym's v4 ids had a 400k-frame TimeLimit), unless set in
+        # env.make_kwargs: every game ends, and scores compare with the literature's.
+        kwargs.setdefault("max_num_frames_per_episode", ALE_MAX_FRAMES)
     return kwargs
 
 

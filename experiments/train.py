@@ -107,6 +107,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> Path:
                 final_episodes=cfg.eval.final_episodes,
                 epsilon=cfg.eval.epsilon,
                 gif_path=run_dir / "best_episode.gif" if cfg.eval.gif else None,
+                progress_bar=cfg.progress_bar,
                 verbose=cfg.verbose,
             )
             model.learn(

@@ -54,7 +54,14 @@ def test_evaluates_every_freq_steps_and_once_more_at_the_end(tmp_path: Path) -> 
     assert float(rows[-1]["mean_reward"]) == sum(final_scores) / 5
     eval_dumps = [(step, values) for step, values in logger.dumped if "eval/mean_reward" in values]
     assert [step for step, _ in eval_dumps] == [100, 200, 300, 300]
-    assert {"eval/std_reward", "eval/mean_ep_length"} <= set(eval_dumps[0][1])
+    keys = {"eval/std_reward", "eval/mean_ep_length", "eval/truncated_games", "eval/wall_time_s"}
+    assert keys <= set(eval_dumps[0][1])
+    final = eval_dumps[-1][1]
+    assert final["eval/mean_ep_length"] == float(rows[-1]["mean_ep_length"])
+    assert final["eval/wall_time_s"] > 0
+    assert float(rows[-1]["wall_time_s"]) == round(final["eval/wall_time_s"], 3)
+    # CartPole's 500-step limit is a truncation; an untrained net falls long before it.
+    assert final["eval/truncated_games"] == int(rows[-1]["truncated"]) == 0
 
 
 def test_no_duplicate_final_evaluation_when_the_last_one_matches(tmp_path: Path) -> None:
@@ -65,6 +72,24 @@ def test_no_duplicate_final_evaluation_when_the_last_one_matches(tmp_path: Path)
 def test_freq_zero_evaluates_only_at_the_end(tmp_path: Path) -> None:
     rows, _ = _train(tmp_path, freq=0, final_episodes=3)
     assert [(int(r["timesteps"]), int(r["episodes"])) for r in rows] == [(300, 3)]
+
+
+def test_games_cut_by_a_time_limit_are_counted_beside_the_scores(tmp_path: Path) -> None:
+    """CartPole cut at 5 steps: no pole falls that fast, so every game is a truncation."""
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
+    model = DQN("MlpPolicy", env, learning_starts=1000, policy_kwargs={"net_arch": [8]}, seed=0)
+    logger = RecordingLogger()
+    model.set_logger(logger)
+    short_games = make_vec_env("CartPole-v1", n_envs=2, seed=1, env_kwargs={"max_episode_steps": 5})
+    callback = PeriodicEvaluation(
+        short_games, csv_path=tmp_path / "evaluations.csv", freq=0, episodes=3
+    )
+    model.learn(10, callback=callback)
+    with (tmp_path / "evaluations.csv").open() as file:
+        (row,) = csv.DictReader(file)
+    assert (row["truncated"], row["mean_ep_length"], row["scores"]) == ("3", "5.0", "5 5 5")
+    assert logger.dumped[-1][1]["eval/truncated_games"] == 3
+    np.testing.assert_array_equal(callback.last_scores, [5.0, 5.0, 5.0])
 
 
 def test_training_stats_log_lives_and_actions_every_freq_steps() -> None:

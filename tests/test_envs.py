@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.monitor import Monitor
 
 from experiments.config import validate
-from experiments.envs import make_env
+from experiments.envs import ALE_MAX_FRAMES, make_env
 from experiments.errors import ConfigError
 
 
@@ -49,27 +50,88 @@ def test_same_seed_same_episode_and_eval_env_seeded_apart(compose_config) -> Non
         env.close()
 
 
-def _play_until_done(vec_env, max_steps: int = 5000):
+def _play_until(vec_env, ended, actions=(0, 1, 2, 3), max_steps: int = 20_000):
+    """Step with random ``actions`` until ``ended(done, info)``; return (steps, that info)."""
     rng = np.random.default_rng(0)
     vec_env.reset()
-    for _ in range(max_steps):
-        _, _, dones, infos = vec_env.step(rng.integers(0, 4, size=vec_env.num_envs))
-        if dones.any():
-            return infos[int(dones.argmax())]
-    raise AssertionError("no episode end")
+    for step in range(1, max_steps + 1):
+        _, _, dones, infos = vec_env.step(rng.choice(actions, size=vec_env.num_envs))
+        for done, info in zip(dones, infos, strict=True):
+            if ended(done, info):
+                return step, info
+    raise AssertionError(f"no end within {max_steps} steps")
+
+
+def _any_done(done, info) -> bool:
+    return bool(done)
+
+
+def _game_over(done, info) -> bool:
+    return bool(done) and "episode" in info  # the Monitor's whole-game record
 
 
 @pytest.mark.parametrize("env", ["breakout", "breakout_sb3"])
-def test_breakout_training_episode_ends_at_life_loss_but_eval_plays_the_game(compose_config, env):
+def test_breakout_training_episode_ends_at_life_loss_but_eval_scores_the_game(compose_config, env):
     cfg = compose_config(f"env={env}")
     train_env, eval_env = make_env(cfg, training=True), make_env(cfg, training=False)
     try:
-        assert _play_until_done(train_env)["lives"] == 4  # a life lost: a training terminal
-        info = _play_until_done(eval_env)
+        assert _play_until(train_env, _any_done)[1]["lives"] == 4  # a training terminal
+        _, info = _play_until(eval_env, _game_over)
         assert info["lives"] == 0
-        assert "episode" in info  # Monitor's whole-game score
+        assert not info["TimeLimit.truncated"]
     finally:
         train_env.close()
+        eval_env.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides"),
+    [
+        ("breakout", ()),
+        ("breakout_sb3", ()),
+        ("breakout_sb3", ("env.id=BreakoutNoFrameskip-v4",)),
+    ],
+)
+def test_eval_games_end_with_a_policy_that_never_fires(compose_config, env, overrides) -> None:
+    """The env launches every ball: NOOP/RIGHT/LEFT alone lose 5 balls in a few thousand steps."""
+    eval_env = make_env(compose_config(f"env={env}", *overrides), training=False)
+    try:
+        steps, info = _play_until(eval_env, _game_over, actions=(0, 2, 3), max_steps=3000)
+        assert info["lives"] == 0
+        assert info["episode"]["l"] >= steps  # the Monitor also counts frames or FIREs within
+    finally:
+        eval_env.close()
+
+
+def test_atari_games_are_cut_at_108k_frames_whatever_the_env_id(compose_config) -> None:
+    """An id registered without the ALE's standard cap still gets it; make_kwargs can change it."""
+    gym.register(
+        "test/BreakoutUncapped-v0",
+        entry_point="ale_py.env:AtariEnv",
+        kwargs={"game": "breakout", "frameskip": 1, "repeat_action_probability": 0.0},
+    )
+    uncapped = gym.make("test/BreakoutUncapped-v0")
+    assert uncapped.unwrapped.ale.getInt("max_num_frames_per_episode") == 0
+    uncapped.close()
+    for overrides, cap in (
+        ((), ALE_MAX_FRAMES),
+        (("+env.make_kwargs.max_num_frames_per_episode=4000",), 4000),
+    ):
+        cfg = compose_config("env=breakout_sb3", "env.id=test/BreakoutUncapped-v0", *overrides)
+        for training in (True, False):
+            vec_env = make_env(cfg, training=training)
+            assert vec_env.get_attr("ale")[0].getInt("max_num_frames_per_episode") == cap
+            vec_env.close()
+
+
+def test_a_cut_eval_game_is_a_truncation(compose_config) -> None:
+    cfg = compose_config("env=breakout_sb3", "+env.make_kwargs.max_num_frames_per_episode=400")
+    eval_env = make_env(cfg, training=False)
+    try:
+        _, info = _play_until(eval_env, _game_over, actions=(0,), max_steps=200)
+        assert info["TimeLimit.truncated"]
+        assert info["episode"]["l"] == 400  # frames: the Monitor sits on the frameskip-1 ALE
+    finally:
         eval_env.close()
 
 

@@ -1,7 +1,8 @@
-"""custom/evaluation.py: exactly n full games, Monitor scores, epsilon, best-game frames, GIF."""
+"""custom/evaluation.py: n full games on evaluate_policy, epsilon, truncations, frames, GIF."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from gymnasium import spaces
+from stable_baselines3.common.atari_wrappers import AtariWrapper
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from custom import evaluation
 from custom.atari_wrappers import AtariOptions, atari_make_kwargs, wrap_atari
 from custom.evaluation import play_games, save_gif
 
@@ -83,10 +86,12 @@ def test_breakout_scores_are_full_games_with_a_policy_that_never_fires(training:
     assert sorted(result.lengths) == sorted(game["steps"] for game in finished)
     assert all(game["lives"] == 0 and not game["truncated"] for game in finished)
     assert result.lengths.min() > 100  # five lives, not one
+    assert result.truncated == 0
     assert result.best_frames is not None
     best = int(np.argmax(result.scores))
-    # One frame per agent step; the Monitor also counts the 5 FIREs pressed for the agent.
-    assert len(result.best_frames) == result.lengths[best] - 5
+    # One frame per agent step but the last; the Monitor also counts the 5 FIREs pressed for the
+    # agent inside its steps.
+    assert len(result.best_frames) == result.lengths[best] - 5 - 1
     assert all(frame.shape == (210, 160, 3) for frame in result.best_frames)
     env.close()
 
@@ -138,6 +143,50 @@ def test_epsilon_greedy_on_top_of_the_greedy_action() -> None:
     assert set(inner.actions) == {0, 1, 2, 3}
 
 
+def sb3_evaluation_wrapper(env: gym.Env) -> gym.Env:
+    """SB3's AtariWrapper as experiments/envs.py builds it for evaluation."""
+    return AtariWrapper(env, terminal_on_life_loss=True, clip_reward=False)
+
+
+def reference_evaluation_wrapper(env: gym.Env) -> gym.Env:
+    return wrap_atari(env, AtariOptions(), training=False)
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "make_kwargs"),
+    [
+        # SB3's wrapper skips the frames itself, so the ALE does not.
+        pytest.param(sb3_evaluation_wrapper, {"frameskip": 1}, id="sb3_atari"),
+        pytest.param(reference_evaluation_wrapper, atari_make_kwargs(AtariOptions()), id="atari"),
+    ],
+)
+def test_a_policy_that_never_fires_finishes_its_games_fast(
+    wrapper: Callable[[gym.Env], gym.Env], make_kwargs: dict[str, Any]
+) -> None:
+    """The env launches every ball (SB3: FireResetEnv on each life-loss reset), so NOOP ends games.
+
+    Without it, each game idles until the 108k-frame cap: 108,000 Monitor steps on SB3's setup.
+    """
+    env = make_vec_env(
+        "ALE/Breakout-v5", n_envs=1, seed=5, env_kwargs=make_kwargs, wrapper_class=wrapper
+    )
+    result = play_games(FixedPolicy(action=0), env, n_games=2)  # NOOP, never FIRE
+    env.close()
+    assert len(result.scores) == 2
+    assert result.truncated == 0
+    assert (result.lengths < 3000).all()  # five balls lost, each within a few hundred frames
+    assert result.wall_time_s > 0
+
+
+def test_truncated_games_are_counted() -> None:
+    env = make_vec_env("FrozenLake-v1", n_envs=2, seed=0, env_kwargs={"is_slippery": False})
+    moving_left = play_games(FixedPolicy(action=0), env, n_games=3)  # stays put: cut at 100
+    assert moving_left.truncated == 3
+    moving_down = play_games(FixedPolicy(action=1), env, n_games=3)  # falls into a hole
+    assert moving_down.truncated == 0
+    env.close()
+
+
 def test_cartpole_and_frozenlake() -> None:
     cartpole = make_vec_env("CartPole-v1", n_envs=3, seed=0)
     result = play_games(FixedPolicy(action=0), cartpole, n_games=5)
@@ -169,3 +218,35 @@ def test_save_gif_writes_every_frame(tmp_path: Path) -> None:
     assert video.shape[:3] == (5, 42, 32)
     np.testing.assert_array_equal(video[3, ..., :3], np.full((42, 32, 3), 120))
     assert iio.immeta(path, index=0)["duration"] == 100
+
+
+class RecordingBar:
+    """Stands in for the tqdm bar: counts games reported done."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def __enter__(self) -> RecordingBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+
+
+def test_progress_advances_once_per_game_not_per_life_or_step(monkeypatch) -> None:
+    bar = RecordingBar()
+    monkeypatch.setattr(evaluation, "progress_bar", lambda total, enabled: bar)
+    env, _ = countdown_vec_env(3, 7)
+    play_games(FixedPolicy(), env, n_games=5, progress=True)
+    assert bar.done == 5
+
+
+@pytest.mark.parametrize(("enabled", "tty", "shown"), [(True, True, True), (True, False, False)])
+def test_progress_bar_shows_on_a_terminal_only(monkeypatch, enabled, tty, shown) -> None:
+    monkeypatch.setattr(evaluation.sys.stdout, "isatty", lambda: tty, raising=False)
+    with evaluation.progress_bar(3, enabled) as bar:
+        assert bar.disable is not shown
+    assert evaluation.progress_bar(3, enabled=False).disable
