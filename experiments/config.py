@@ -24,12 +24,11 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from custom.losses import LOSSES
 from experiments.algos import FAMILIES, AlgoSpec, algo_arguments, algo_spec, replay_buffer_class
-from experiments.cli import CONF_DIR
 from experiments.envs import EVAL_SEED_OFFSET, wrapper_options
 from experiments.errors import ConfigError, require_one_of
 from experiments.tracking import check_logger
 
-__all__ = ["Config", "ConfigError", "register_configs", "run_config", "validate"]
+__all__ = ["Config", "ConfigError", "config_warnings", "register_configs", "run_config", "validate"]
 
 
 @dataclass
@@ -274,27 +273,32 @@ def validate(cfg: DictConfig) -> None:
     check_logger(cfg.logger)
 
 
+def config_warnings(cfg: DictConfig) -> list[str]:
+    """What is allowed but most likely a slip, one line each, for the run to print loudly.
+
+    A run that makes no gradient step is legal (a smoke test of the pipeline, an evaluation of
+    the initial network), so it is a warning, not an error.
+    """
+    spec = algo_spec(cfg.algo.name)
+    warnings = []
+    if spec.replay and cfg.dqn.learning_starts >= cfg.total_timesteps:
+        warnings.append(
+            f"dqn.learning_starts={cfg.dqn.learning_starts} is not below "
+            f"total_timesteps={cfg.total_timesteps}: this run makes no gradient step and its "
+            f"agent stays untrained; lower dqn.learning_starts to learn"
+        )
+    return warnings
+
+
 def _check_family(cfg: DictConfig, spec: AlgoSpec) -> None:
-    """The run carries its family's hyperparameters and no other family's."""
-    if cfg.get(spec.family) is None:
-        if (CONF_DIR / "hparams" / spec.family / f"{cfg.env.name}.yaml").is_file():
-            raise ConfigError(
-                f"algo={cfg.algo.name}",
-                f"its {spec.family}.* hyperparameters were not loaded: family is chosen by the "
-                "algo file, do not set it on the command line",
-            )
+    """The run carries its own family's hyperparameters, and only those."""
+    loaded = [f"{family}.*" for family in FAMILIES if cfg.get(family) is not None]
+    if loaded != [f"{spec.family}.*"]:
         raise ConfigError(
             f"algo={cfg.algo.name}",
-            f"no {spec.family}.* hyperparameters for env={cfg.env.name}; "
-            f"add conf/hparams/{spec.family}/{cfg.env.name}.yaml",
+            f"takes {spec.family}.* hyperparameters, but the config holds "
+            f"{', '.join(loaded) or 'none'}; family follows the algo file, do not set it",
         )
-    for family in FAMILIES:
-        if family != spec.family and cfg.get(family) is not None:
-            raise ConfigError(
-                f"{family}.*",
-                f"set, but algo={cfg.algo.name} takes {spec.family}.* hyperparameters; "
-                f"drop the {family}.* overrides or pick an algo of that family",
-            )
 
 
 def _check_env(cfg: DictConfig) -> None:
@@ -350,7 +354,7 @@ def _policy_arguments(policy: type) -> dict[str, Any]:
 
 
 def _check_replay(cfg: DictConfig) -> None:
-    """The buffer exists, fits the env, and learning starts early enough to learn at all."""
+    """The buffer exists and fits the env."""
     dqn = cfg.dqn
     replay_buffer_class(dqn.replay.kind)
     if dqn.replay.kind == "frames":
@@ -365,12 +369,6 @@ def _check_replay(cfg: DictConfig) -> None:
                 "needs env.wrapper_kwargs.life_loss_terminal=true: a life loss then resets the "
                 "history inside an episode, which a frame-once buffer cannot store; use standard",
             )
-    if dqn.learning_starts >= cfg.total_timesteps:
-        raise ConfigError(
-            f"dqn.learning_starts={dqn.learning_starts}",
-            f"must be below total_timesteps={cfg.total_timesteps}, or the run makes no "
-            "gradient step",
-        )
 
 
 def _check_device(device: str) -> None:

@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from custom.callbacks import PeriodicEvaluation, TrainingStats
 from experiments.algos import build_model
-from experiments.config import run_config, validate
+from experiments.config import config_warnings, run_config, validate
 from experiments.envs import make_env
 from experiments.errors import ConfigError
 from experiments.tracking import make_logger, tracking
@@ -62,6 +62,8 @@ def _make_env(cfg: DictConfig, training: bool) -> VecEnv:
 def _build(cfg: DictConfig) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
     """Check ``cfg`` and build the training env, the evaluation env and the model."""
     validate(cfg)
+    for warning in config_warnings(cfg):
+        log.warning(f"WARNING: {warning}")
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     env = _make_env(cfg, training=True)

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.algos import ALGORITHMS, FAMILIES, build_model
 from experiments.cli import CONF_DIR
-from experiments.config import run_config, validate
+from experiments.config import config_warnings, run_config, validate
 from experiments.envs import make_env
 from experiments.errors import ConfigError
 
@@ -169,7 +169,6 @@ def test_breakout_reference_preset_holds_every_reference_value(compose_config, a
         ("logger.backend=tensorboard", "logger.backend"),
         ("logger.project=a/b", "logger.project"),
         ("env.id=CartPol-v1", "env.id"),
-        ("dqn.learning_starts=50000", "dqn.learning_starts"),
         ("+dqn.policy_kwargs.dueling=no", "dqn.policy_kwargs.dueling"),
         ("+dqn.policy_kwargs.nope=1", "dqn.policy_kwargs.nope"),
         ("dqn.replay.kind=frames", "dqn.replay.kind"),
@@ -189,8 +188,11 @@ def test_bad_values_name_the_key(compose_config, override: str, key: str) -> Non
             ("algo=softmax", "algo.kwargs.temperature=0"),
             r"^algo.kwargs.temperature=0: must be > 0$",
         ),
-        (("algo=softmax", "algo.kwargs.temperature=abc"), r"^algo.kwargs.temperature=abc: Value 'abc'"),
-        (("family=ppo",), r"^algo=dqn: .*do not set it on the command line"),
+        (
+            ("algo=softmax", "algo.kwargs.temperature=abc"),
+            r"^algo.kwargs.temperature=abc: Value 'abc'",
+        ),
+        (("family=ppo",), r"^algo=dqn: takes dqn.\* hyperparameters, but the config holds ppo.\*"),
     ],
 )
 def test_algorithm_specific_values_are_checked(compose_config, overrides, message) -> None:
@@ -238,3 +240,11 @@ def test_bad_wandb_mode_environment_variable_is_one_line(
     with pytest.raises(ConfigError, match=rf"^the environment variable WANDB_MODE='{value}'"):
         validate(compose_config())
     validate(compose_config("logger=none"))  # no W&B, nothing to complain about
+
+
+def test_a_run_without_gradient_steps_is_a_loud_warning_not_an_error(compose_config) -> None:
+    cfg = compose_config("env=pong", "total_timesteps=2000")  # learning starts at 50k
+    validate(cfg)
+    (warning,) = config_warnings(cfg)
+    assert warning.startswith("dqn.learning_starts=50000 is not below total_timesteps=2000")
+    assert config_warnings(compose_config()) == []
