@@ -8,6 +8,7 @@ histograms and a ``.gif`` path becomes a video wherever the logger's outputs can
 from __future__ import annotations
 
 import csv
+import logging
 from collections import deque
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from custom.evaluation import GameResults, play_games, save_gif
+
+log = logging.getLogger(__name__)
 
 EVALUATION_FIELDS = (
     "timesteps",
@@ -74,7 +77,9 @@ class PeriodicEvaluation(BaseCallback):
     :param gif_path: where to save the best game so far as a GIF (logged as
         ``eval/best_game``); None records no frames.
     :param progress_bar: show a bar of games done during each evaluation (on a terminal only).
-    :param verbose: 1 prints a one-line summary of each evaluation.
+    :param verbose: SB3's verbosity. Each evaluation's one-line summary goes to this module's
+        logger at INFO whatever it is: ``run.py`` shows it on the console and in ``run.log``,
+        a plain script after ``logging.basicConfig(level=logging.INFO)``.
     """
 
     def __init__(
@@ -134,8 +139,7 @@ class PeriodicEvaluation(BaseCallback):
         self._write_row(results)
         self._last_eval = (self.num_timesteps, episodes)
         self.last_scores = results.scores
-        if self.verbose:
-            print(summary(self.num_timesteps, results))
+        log.info(summary(self.num_timesteps, results))
         return results.scores
 
     def _log(self, results: GameResults) -> None:
