@@ -228,5 +228,8 @@ def tracking(
         if exit_code in (130, 143):
             run.mark_preempting()
         raise
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
+        exit_code = 130
+        raise
     finally:
         run.finish(exit_code=exit_code)

@@ -222,62 +222,68 @@ def _learn(
         for key, (old, new) in resume.changed.items():
             log.info(f"resume: {key}={new} (was {old}), from the command line")
         log.info(f"resume: {run_dir} from {resume.checkpoint.name} (step {model.num_timesteps})")
-    with tracking(cfg, run_config(cfg), run_dir, sweep_name, run_id=wandb_id) as run:
-        checkpointer = Checkpointer(
-            run_dir,
-            cfg,
-            run.id if run is not None else wandb_id,
-            keep=cfg.checkpoint.keep,
-            replay=cfg.checkpoint.replay,
-        )
-        model.set_logger(make_logger(run_dir, run, cfg.verbose, append=resume is not None))
-        evaluation = PeriodicEvaluation(
-            eval_env,
-            csv_path=run_dir / "evaluations.csv",
-            freq=cfg.eval.freq,
-            episodes=cfg.eval.episodes,
-            final_episodes=cfg.eval.final_episodes,
-            epsilon=cfg.eval.epsilon,
-            gif_path=run_dir / "best_episode.gif" if cfg.eval.gif else None,
-            progress_bar=cfg.progress_bar,
-            verbose=cfg.verbose,
-        )
-        stop = StopOnSignal("stopping after this step and writing a checkpoint (again: at once)")
-        nan_guard = StopOnNonFinite()
-        callbacks = [TrainingStats(cfg.stats_freq), evaluation]
-        callbacks += [nan_guard] if cfg.stop_on_nan else []
-        callbacks += [PeriodicCheckpoint(cfg.checkpoint.freq, checkpointer.save), stop]
-        resume_hint = f"python run.py resume={run_dir}"
-        try:
-            with stop.handling_signals():
-                model.learn(
-                    # SB3 adds num_timesteps to this when reset_num_timesteps is False
-                    total_timesteps=cfg.total_timesteps - model.num_timesteps,
-                    callback=callbacks,
-                    log_interval=cfg.log_interval,
-                    progress_bar=cfg.progress_bar,
-                    reset_num_timesteps=resume is None,
+    # Signals are handled from before W&B starts until it has finished: a stop during set-up
+    # stops at the first step; a second signal during W&B's finish still exits with one line.
+    stop = StopOnSignal("stopping after this step and writing a checkpoint (again: at once)")
+    resume_hint = f"python run.py resume={run_dir}"
+    checkpointer: Checkpointer | None = None
+    stopped: str | None = None
+    try:
+        with (
+            stop.handling_signals(),
+            tracking(cfg, run_config(cfg), run_dir, sweep_name, run_id=wandb_id) as run,
+        ):
+            checkpointer = Checkpointer(
+                run_dir,
+                cfg,
+                run.id if run is not None else wandb_id,
+                keep=cfg.checkpoint.keep,
+                replay=cfg.checkpoint.replay,
+            )
+            model.set_logger(make_logger(run_dir, run, cfg.verbose, append=resume is not None))
+            evaluation = PeriodicEvaluation(
+                eval_env,
+                csv_path=run_dir / "evaluations.csv",
+                freq=cfg.eval.freq,
+                episodes=cfg.eval.episodes,
+                final_episodes=cfg.eval.final_episodes,
+                epsilon=cfg.eval.epsilon,
+                gif_path=run_dir / "best_episode.gif" if cfg.eval.gif else None,
+                progress_bar=cfg.progress_bar,
+                verbose=cfg.verbose,
+            )
+            nan_guard = StopOnNonFinite()
+            callbacks = [TrainingStats(cfg.stats_freq), evaluation]
+            callbacks += [nan_guard] if cfg.stop_on_nan else []
+            callbacks += [PeriodicCheckpoint(cfg.checkpoint.freq, checkpointer.save), stop]
+            model.learn(
+                # SB3 adds num_timesteps to this when reset_num_timesteps is False
+                total_timesteps=cfg.total_timesteps - model.num_timesteps,
+                callback=callbacks,
+                log_interval=cfg.log_interval,
+                progress_bar=cfg.progress_bar,
+                reset_num_timesteps=resume is None,
+            )
+            if cfg.stop_on_nan and (nan_guard.bad is not None or not nan_guard.check()):
+                _stop_on_nan(nan_guard, model, checkpointer, resume_hint)
+            finished = model.num_timesteps >= cfg.total_timesteps
+            checkpoint = checkpointer.save(model, finished=finished)
+            if stop.signum is not None:
+                stopped = (
+                    f"{signal.Signals(stop.signum).name} at step {model.num_timesteps}: "
+                    f"checkpoint {checkpoint}; continue with: {resume_hint}"
                 )
-                if cfg.stop_on_nan and (nan_guard.bad is not None or not nan_guard.check()):
-                    _stop_on_nan(nan_guard, model, checkpointer, resume_hint)
-                finished = model.num_timesteps >= cfg.total_timesteps
-                checkpoint = checkpointer.save(model, finished=finished)
-        except KeyboardInterrupt:
-            last = checkpointer.latest
-            print(
-                "stopped at once (second signal); "
-                + (f"last checkpoint {last}; resume: {resume_hint}" if last else "no checkpoint"),
-                file=sys.stderr,
-            )
-            raise SystemExit(130) from None
-        if stop.signum is not None:
-            print(
-                f"{signal.Signals(stop.signum).name} at step {model.num_timesteps}: checkpoint "
-                f"{checkpoint}; continue with: {resume_hint}",
-                file=sys.stderr,
-            )
-            raise SystemExit(stop.exit_code)
-        model.save(run_dir / "model.zip")
+                raise SystemExit(stop.exit_code)  # W&B's run finishes with this exit code
+            model.save(run_dir / "model.zip")
+    except KeyboardInterrupt:
+        last = checkpointer.latest if checkpointer is not None else None
+        where = f"last checkpoint {last}; resume: {resume_hint}" if last else "no checkpoint"
+        print(f"stopped at once (second signal); {where}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except SystemExit:
+        if stopped:  # after W&B's closing lines, so that it is the last line a user sees
+            print(stopped, file=sys.stderr)
+        raise
 
     scores = evaluation.last_scores
     if scores is not None:
