@@ -189,7 +189,10 @@ def test_bad_values_name_the_key(compose_config, override: str, key: str) -> Non
             ("algo=softmax", "algo.kwargs.temperature=0"),
             r"^algo.kwargs.temperature=0: must be > 0$",
         ),
-        (("algo=softmax", "algo.kwargs.temperature=abc"), r"^algo.kwargs.temperature=abc: Value 'abc'"),
+        (
+            ("algo=softmax", "algo.kwargs.temperature=abc"),
+            r"^algo.kwargs.temperature=abc: Value 'abc'",
+        ),
         (("family=ppo",), r"^algo=dqn: .*do not set it on the command line"),
     ],
 )
