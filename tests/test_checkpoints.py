@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from benchmarks.kill_test import CHECKPOINT_FREQ, kill_and_resume
+from custom.checkpointing import StopOnSignal
 from custom.dqn import SoftmaxDQN, TargetDQN
 from experiments.checkpoints import (
     REPLAY,
@@ -252,3 +253,14 @@ def test_a_run_killed_at_any_moment_resumes_to_its_budget_without_doubles(
         assert 0 <= outcome.redone <= CHECKPOINT_FREQ
     else:  # the stop wrote a checkpoint where it stopped: nothing is redone
         assert outcome.resumed_from >= outcome.logged_before_kill
+
+
+def test_the_first_signal_asks_to_stop_and_a_second_one_stops_at_once() -> None:
+    stop = StopOnSignal()
+    with stop.handling_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signum == signal.SIGTERM and stop.exit_code == 143
+        assert stop._on_step() is False  # learn() ends after this step
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
