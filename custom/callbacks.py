@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections import deque
 from pathlib import Path
 
@@ -45,8 +46,13 @@ class EveryNSteps:
         self._next = freq
 
     def restart(self, num_timesteps: int) -> None:
-        """Count the next ``freq`` steps from ``num_timesteps`` (training may resume)."""
-        self._next = num_timesteps + self.freq
+        """Fire next at the first multiple of ``freq`` after ``num_timesteps``.
+
+        A resumed run thus keeps its original schedule (10k, 20k, ... whatever step it
+        stopped at); a fresh one starts at ``freq``.
+        """
+        if self.freq > 0:
+            self._next = (num_timesteps // self.freq + 1) * self.freq
 
     def due(self, num_timesteps: int) -> bool:
         """True when a firing point was passed since the last True, each point at most once."""
@@ -119,6 +125,10 @@ class PeriodicEvaluation(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
+        # A run stopped before its budget (Ctrl-C, SIGTERM, a NaN) is not at its end: the
+        # final evaluation would only delay the stop, and runs once the run is resumed.
+        if self.num_timesteps < self.model._total_timesteps:
+            return
         if self._last_eval != (self.num_timesteps, self.final_episodes):
             self.evaluate(self.final_episodes)
 
@@ -237,3 +247,37 @@ class TrainingStats(BaseCallback):
         self.logger.record("rollout/actions", np.concatenate(self._actions), exclude=MEDIA_EXCLUDED)
         self._actions.clear()
         self.logger.dump(self.num_timesteps)
+
+
+#: Logger keys of a diverging value-based learner: TargetDQN's loss and Q-value means.
+NON_FINITE_KEYS = ("train/loss", "train/q_mean", "train/target_mean")
+
+
+class StopOnNonFinite(BaseCallback):
+    """Stop training when the last gradient step logged a NaN or infinite loss or Q-value.
+
+    Reads the values the algorithm has just recorded in its logger (plain floats, already on the
+    host), so the check adds no device sync. After a non-finite loss the weights are no longer
+    finite either, so the last good state is the last checkpoint written before it.
+
+    :param keys: logger keys to check; those absent (another algorithm) are skipped
+    """
+
+    def __init__(self, keys: tuple[str, ...] = NON_FINITE_KEYS, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.keys = keys
+        #: ``(key, value)`` that stopped training, None while all were finite
+        self.bad: tuple[str, float] | None = None
+
+    def _on_step(self) -> bool:
+        return self.check()
+
+    def check(self) -> bool:
+        """True while every checked value is finite; else remember the first bad one."""
+        values = self.logger.name_to_value
+        for key in self.keys:
+            value = values.get(key)
+            if value is not None and not math.isfinite(value):
+                self.bad = (key, float(value))
+                return False
+        return True

@@ -169,6 +169,16 @@ def build_model(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
             f"algo={cfg.algo.name} on env={cfg.env.name}",
             f"{spec.cls.__name__} refused this config: {first_line}",
         ) from error
+    install_step_schedules(cfg, model)
+    return model
+
+
+def install_step_schedules(cfg: DictConfig, model: BaseAlgorithm) -> None:
+    """Make epsilon a function of env steps where the config asks for it.
+
+    Also needed after SB3's ``load``, which rebuilds the stock schedule (``custom.schedules``).
+    """
+    spec = algo_spec(cfg.algo.name)
     block = cfg[spec.family]
     if spec.epsilon_greedy and block.exploration_anneal_steps is not None:
         epsilon = HoldThenLinear(
@@ -178,4 +188,3 @@ def build_model(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
             anneal_steps=block.exploration_anneal_steps,
         )
         set_exploration_schedule(model, epsilon)  # type: ignore[arg-type]
-    return model

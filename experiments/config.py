@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
@@ -136,6 +137,21 @@ class EvalConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """Periodic checkpoints under ``RUN_DIR/checkpoints/``, so that a run survives being killed.
+
+    A checkpoint holds the model (optimizer included), the RNG states, the W&B run id and the
+    CSV positions; ``replay`` adds the replay buffer (large: a 1M Breakout replay is about
+    7 GB), kept in the latest checkpoint only. ``freq`` 0 writes one only on Ctrl-C/SIGTERM
+    and at the end; ``keep`` is how many of the latest are kept.
+    """
+
+    freq: int = 25_000
+    keep: int = 2
+    replay: bool = False
+
+
+@dataclass
 class LoggerConfig:
     """Weights & Biases settings; ``mode: null`` means offline unless the user opted in."""
 
@@ -161,6 +177,11 @@ class Config:
     dqn: DQNParams | None = None
     ppo: PPOParams | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    #: a run dir to continue (``python run.py resume=RUN_DIR``); other overrides change its config
+    resume: str | None = None
+    #: end the run with one line when the loss or a Q-value is no longer finite
+    stop_on_nan: bool = True
     seed: int = 0
     total_timesteps: int = 50_000
     device: str = "auto"
@@ -173,8 +194,15 @@ class Config:
 
 
 def register_configs() -> None:
-    """Make the schema available to ``conf/config.yaml``'s defaults list as ``base_config``."""
+    """Make the schema available to ``conf/config.yaml``'s defaults list as ``base_config``.
+
+    Also registers ``${run_id:}``, which the run and sweep dir names end with: a random
+    6-hex-digit id, cached in the config like Hydra's ``${now:}`` (so a multirun's jobs, which
+    get a copy of the cache, share their sweep's id).
+    """
     ConfigStore.instance().store(name="base_config", node=Config)
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True)
 
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:
@@ -214,6 +242,8 @@ _RULES: dict[str, Rule] = {
     "eval.final_episodes": _POSITIVE,
     "eval.n_envs": _POSITIVE,
     "eval.epsilon": _UNIT,
+    "checkpoint.freq": _NON_NEGATIVE,
+    "checkpoint.keep": _POSITIVE,
     "algo.kwargs.temperature": _POSITIVE,
     **{
         f"{family}.{key}": rule

@@ -155,9 +155,26 @@ class WandbOutputFormat(KVWriter):
         """The run itself is finished by :func:`tracking`."""
 
 
-def make_logger(run_dir: Path, run: Any | None, verbose: int = 0) -> Logger:
-    """SB3 logger writing ``progress.csv`` in ``run_dir``, W&B when ``run``, stdout if verbose."""
-    outputs: list[KVWriter] = [CSVOutputFormat(str(run_dir / "progress.csv"))]
+class AppendingCSVOutputFormat(CSVOutputFormat):
+    """SB3's CSV output continuing an existing file (a resumed run) instead of truncating it."""
+
+    def __init__(self, filename: str) -> None:
+        self.file = open(filename, "r+")  # noqa: SIM115 (SB3's writer keeps it open)
+        header = self.file.readline().rstrip("\n")
+        self.keys = header.split(",") if header else []
+        self.file.seek(0, os.SEEK_END)
+        self.separator = ","
+        self.quotechar = '"'
+
+
+def make_logger(run_dir: Path, run: Any | None, verbose: int = 0, append: bool = False) -> Logger:
+    """SB3 logger writing ``progress.csv`` in ``run_dir``, W&B when ``run``, stdout if verbose.
+
+    ``append`` continues an existing ``progress.csv`` (a resumed run).
+    """
+    csv_path = run_dir / "progress.csv"
+    csv_format = AppendingCSVOutputFormat if append and csv_path.is_file() else CSVOutputFormat
+    outputs: list[KVWriter] = [csv_format(str(csv_path))]
     if run is not None:
         outputs.append(WandbOutputFormat(run))
     if verbose > 0:
@@ -167,7 +184,11 @@ def make_logger(run_dir: Path, run: Any | None, verbose: int = 0) -> Logger:
 
 @contextmanager
 def tracking(
-    cfg: DictConfig, config: Mapping[str, Any], run_dir: Path, sweep_name: str | None = None
+    cfg: DictConfig,
+    config: Mapping[str, Any],
+    run_dir: Path,
+    sweep_name: str | None = None,
+    run_id: str | None = None,
 ) -> Iterator[Any]:
     """One W&B run around the body, always finished, also when the body raises.
 
@@ -178,6 +199,8 @@ def tracking(
     :param config: what W&B records as the run's config, flattened into filterable columns
     :param run_dir: the W&B files go into ``run_dir/wandb``
     :param sweep_name: the sweep this run belongs to, the default group
+    :param run_id: continue this W&B run (``resume="allow"``: also offline, where W&B cannot
+        check that it exists); its id is saved in each checkpoint
     """
     if cfg.logger.backend == "none":
         yield None
@@ -193,10 +216,20 @@ def tracking(
         dir=str(run_dir),
         mode=wandb_mode(cfg.logger.mode),  # type: ignore[arg-type]
         reinit="create_new",
+        id=run_id,
+        resume="allow" if run_id else None,
     )
     exit_code = 1
     try:
         yield run
         exit_code = 0
+    except SystemExit as stop:  # a stop on a signal: finished with its exit status
+        exit_code = stop.code if isinstance(stop.code, int) else 1
+        if exit_code in (130, 143):
+            run.mark_preempting()
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
+        exit_code = 130
+        raise
     finally:
         run.finish(exit_code=exit_code)

@@ -1,9 +1,13 @@
-"""``train(cfg)``: check, build the envs and the model, learn, evaluate, save, finish tracking."""
+"""``train(cfg)``: check, build the envs and the model (or resume one), learn with checkpoints,
+evaluate, save, finish tracking; Ctrl-C and SIGTERM stop with a checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import signal
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,8 +18,17 @@ from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from custom.callbacks import PeriodicEvaluation, TrainingStats
+from custom.callbacks import PeriodicEvaluation, StopOnNonFinite, TrainingStats
+from custom.checkpointing import PeriodicCheckpoint, StopOnSignal
 from experiments.algos import build_model
+from experiments.checkpoints import (
+    Checkpointer,
+    Resume,
+    clean_temporary,
+    prepare_resume,
+    resumed_model,
+    truncate_csv,
+)
 from experiments.config import config_warnings, run_config, validate
 from experiments.envs import make_env
 from experiments.errors import ConfigError
@@ -42,9 +55,14 @@ def _hydra_dirs() -> tuple[Path, str | None]:
 
 
 def _remove_if_fresh(run_dir: Path) -> None:
-    """Delete a run dir that holds only what Hydra wrote for this job (never a run's results)."""
+    """Delete a run dir that holds only what Hydra wrote for this job (never a run's results).
+
+    Its parent (``outputs/DATE``) goes too when that leaves it empty.
+    """
     if run_dir.is_dir() and {path.name for path in run_dir.iterdir()} <= _HYDRA_FILES:
         shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: other runs of the day
+            run_dir.parent.rmdir()
 
 
 def _make_env(cfg: DictConfig, training: bool) -> VecEnv:
@@ -78,29 +96,153 @@ def _build(cfg: DictConfig) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
         raise
 
 
-def train(cfg: DictConfig, run_dir: Path | None = None) -> Path:
-    """Train the agent that ``cfg`` describes and return its run dir.
+class AlreadyFinished(Exception):
+    """The run to resume already reached its ``total_timesteps``."""
+
+    def __init__(self, resume: Resume) -> None:
+        super().__init__(str(resume.run_dir))
+        self.resume = resume
+
+
+def _task_overrides() -> list[str]:
+    """The command line's config overrides (not Hydra's own ``hydra.*`` ones)."""
+    return list(HydraConfig.get().overrides.task)
+
+
+def _move_log_file(fresh_dir: Path, run_dir: Path) -> None:
+    """Point the job's ``run.log`` handler at the resumed run's own ``run.log`` (appending)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if not isinstance(handler, logging.FileHandler):
+            continue
+        if Path(handler.baseFilename).parent == fresh_dir:
+            moved = logging.FileHandler(run_dir / Path(handler.baseFilename).name, mode="a")
+            moved.setFormatter(handler.formatter)
+            moved.setLevel(handler.level)
+            root.removeHandler(handler)
+            handler.close()
+            root.addHandler(moved)
+
+
+def _resume(
+    cfg: DictConfig, overrides: list[str], fresh_dir: Path | None
+) -> tuple[Resume, VecEnv, VecEnv, BaseAlgorithm]:
+    """Check the run to resume and build its envs and its model from the latest checkpoint.
+
+    Hydra made a new dir for this command: it is removed, and the log goes to the run's own.
+    """
+    resume = prepare_resume(cfg, overrides)
+    validate(resume.cfg)
+    if fresh_dir is not None:
+        _remove_if_fresh(fresh_dir)
+        _move_log_file(fresh_dir, resume.run_dir)
+    if resume.state.step >= resume.cfg.total_timesteps:
+        raise AlreadyFinished(resume)
+    if resume.cfg.torch_threads:
+        torch.set_num_threads(resume.cfg.torch_threads)
+    env = _make_env(resume.cfg, training=True)
+    eval_env = None
+    try:
+        eval_env = _make_env(resume.cfg, training=False)
+        model = resumed_model(resume, env)
+        # New games after the restart rather than the run's first ones again.
+        env.seed(int(resume.cfg.seed) + model.num_timesteps)
+        return resume, env, eval_env, model
+    except BaseException:
+        env.close()
+        if eval_env is not None:
+            eval_env.close()
+        raise
+
+
+def train(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | None = None) -> Path:
+    """Train the agent that ``cfg`` describes, or continue ``cfg.resume``; return the run dir.
+
+    Periodic checkpoints go to ``RUN_DIR/checkpoints``. SIGINT or SIGTERM stops after the
+    current env step, writes a checkpoint and exits with 130 or 143; a non-finite loss or
+    Q-value stops with one line (the last good state is the last checkpoint).
 
     :param cfg: the composed config (see ``conf/`` and ``experiments/config.py``).
-    :param run_dir: where to write; by default the run dir Hydra made for this job.
+    :param run_dir: where to write; by default the run dir Hydra made for this job. A resume
+        writes into the resumed run's dir.
+    :param overrides: the command line's overrides, for a resume (default: Hydra's).
     :raises ConfigError: for a value outside what is allowed, before any training, W&B run or
         result file exists; the dir Hydra made for the job is removed again.
     """
     sweep_name = None
-    if run_dir is None:
-        run_dir, sweep_name = _hydra_dirs()
-        try:
-            env, eval_env, model = _build(cfg)
-        except ConfigError:
-            _remove_if_fresh(run_dir)
-            raise
-    else:
-        env, eval_env, model = _build(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
+    fresh_dir = None
+    if run_dir is None and not (cfg.resume and not HydraConfig.initialized()):
+        fresh_dir, sweep_name = _hydra_dirs()
+    resume = None
     try:
-        with tracking(cfg, run_config(cfg), run_dir, sweep_name) as run:
-            model.set_logger(make_logger(run_dir, run, cfg.verbose))
+        if cfg.resume:
+            task = overrides if overrides is not None else _task_overrides()
+            resume, env, eval_env, model = _resume(cfg, task, fresh_dir)
+            cfg = resume.cfg
+        else:
+            env, eval_env, model = _build(cfg)
+    except AlreadyFinished as done:
+        state = done.resume.state
+        print(
+            f"{done.resume.run_dir}: already trained {state.step} of total_timesteps="
+            f"{done.resume.cfg.total_timesteps} steps; nothing to do (raise total_timesteps "
+            "to train on)"
+        )
+        return done.resume.run_dir
+    except ConfigError:
+        if fresh_dir is not None:
+            _remove_if_fresh(fresh_dir)
+        raise
+    if resume is not None:
+        run_dir = resume.run_dir
+    elif run_dir is None:
+        run_dir = fresh_dir
+    assert run_dir is not None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _learn(cfg, run_dir, sweep_name, env, eval_env, model, resume)
+    finally:
+        env.close()
+        eval_env.close()
+    return run_dir
+
+
+def _learn(
+    cfg: DictConfig,
+    run_dir: Path,
+    sweep_name: str | None,
+    env: VecEnv,
+    eval_env: VecEnv,
+    model: BaseAlgorithm,
+    resume: Resume | None,
+) -> None:
+    """Learn up to ``total_timesteps`` with checkpoints, under W&B; stop cleanly on a signal."""
+    wandb_id = resume.state.wandb_id if resume is not None else None
+    if resume is not None:
+        clean_temporary(run_dir)
+        truncate_csv(run_dir, resume.state.csv_rows)
+        for key, (old, new) in resume.changed.items():
+            log.info(f"resume: {key}={new} (was {old}), from the command line")
+        log.info(f"resume: {run_dir} from {resume.checkpoint.name} (step {model.num_timesteps})")
+    # Signals are handled from before W&B starts until it has finished: a stop during set-up
+    # stops at the first step; a second signal during W&B's finish still exits with one line.
+    stop = StopOnSignal("stopping after this step and writing a checkpoint (again: at once)")
+    resume_hint = f"python run.py resume={run_dir}"
+    checkpointer: Checkpointer | None = None
+    stopped: str | None = None
+    try:
+        with (
+            stop.handling_signals(),
+            tracking(cfg, run_config(cfg), run_dir, sweep_name, run_id=wandb_id) as run,
+        ):
+            checkpointer = Checkpointer(
+                run_dir,
+                cfg,
+                run.id if run is not None else wandb_id,
+                keep=cfg.checkpoint.keep,
+                replay=cfg.checkpoint.replay,
+            )
+            model.set_logger(make_logger(run_dir, run, cfg.verbose, append=resume is not None))
             evaluation = PeriodicEvaluation(
                 eval_env,
                 csv_path=run_dir / "evaluations.csv",
@@ -112,16 +254,38 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> Path:
                 progress_bar=cfg.progress_bar,
                 verbose=cfg.verbose,
             )
+            nan_guard = StopOnNonFinite()
+            callbacks = [TrainingStats(cfg.stats_freq), evaluation]
+            callbacks += [nan_guard] if cfg.stop_on_nan else []
+            callbacks += [PeriodicCheckpoint(cfg.checkpoint.freq, checkpointer.save), stop]
             model.learn(
-                total_timesteps=cfg.total_timesteps,
-                callback=[TrainingStats(cfg.stats_freq), evaluation],
+                # SB3 adds num_timesteps to this when reset_num_timesteps is False
+                total_timesteps=cfg.total_timesteps - model.num_timesteps,
+                callback=callbacks,
                 log_interval=cfg.log_interval,
                 progress_bar=cfg.progress_bar,
+                reset_num_timesteps=resume is None,
             )
+            if cfg.stop_on_nan and (nan_guard.bad is not None or not nan_guard.check()):
+                _stop_on_nan(nan_guard, model, checkpointer, resume_hint)
+            finished = model.num_timesteps >= cfg.total_timesteps
+            checkpoint = checkpointer.save(model, finished=finished)
+            if stop.signum is not None:
+                stopped = (
+                    f"{signal.Signals(stop.signum).name} at step {model.num_timesteps}: "
+                    f"checkpoint {checkpoint}; continue with: {resume_hint}"
+                )
+                raise SystemExit(stop.exit_code)  # W&B's run finishes with this exit code
             model.save(run_dir / "model.zip")
-    finally:
-        env.close()
-        eval_env.close()
+    except KeyboardInterrupt:
+        last = checkpointer.latest if checkpointer is not None else None
+        where = f"last checkpoint {last}; resume: {resume_hint}" if last else "no checkpoint"
+        print(f"stopped at once (second signal); {where}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except SystemExit:
+        if stopped:  # after W&B's closing lines, so that it is the last line a user sees
+            print(stopped, file=sys.stderr)
+        raise
 
     scores = evaluation.last_scores
     if scores is not None:
@@ -129,4 +293,20 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> Path:
             f"final evaluation: {scores.mean():.3f} +/- {scores.std():.3f} over "
             f"{len(scores)} episodes; run dir: {run_dir}"
         )
-    return run_dir
+
+
+def _stop_on_nan(
+    guard: StopOnNonFinite, model: BaseAlgorithm, checkpointer: Checkpointer, hint: str
+) -> None:
+    """One line: which value went non-finite where, and the last good checkpoint to go back to."""
+    key, value = guard.bad or ("train/loss", float("nan"))
+    last = checkpointer.latest
+    where = (
+        f"the last good state is {last} ({hint} after lowering the learning rate, e.g. "
+        "dqn.learning_rate=...)"
+        if last is not None
+        else "no checkpoint was written before it"
+    )
+    raise ConfigError(
+        key, f"became {value} at step {model.num_timesteps}; training stopped, {where}"
+    )

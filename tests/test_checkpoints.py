@@ -1,0 +1,266 @@
+"""Never lose a run: unique run dirs, atomic checkpoints, clean stops on signals, resume.
+
+The in-process tests call ``train`` and the checkpoint functions directly; the slow ones run
+``run.py`` as a user does and send it real signals (``benchmarks/kill_test.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.kill_test import CHECKPOINT_FREQ, kill_and_resume
+from custom.checkpointing import StopOnSignal
+from custom.dqn import SoftmaxDQN, TargetDQN
+from experiments.checkpoints import (
+    REPLAY,
+    Checkpointer,
+    checkpoints,
+    latest_checkpoint,
+    prepare_resume,
+    read_state,
+    resumed_model,
+)
+from experiments.errors import ConfigError
+from experiments.train import _build, train
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = (
+    "total_timesteps=1500",
+    "dqn.learning_starts=100",
+    "dqn.train_freq=4",
+    "dqn.gradient_steps=1",
+    "dqn.buffer_size=2000",
+    "eval.freq=500",
+    "eval.episodes=1",
+    "checkpoint.freq=500",
+    "logger=none",
+    "progress_bar=false",
+)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as file:
+        return list(csv.DictReader(file))
+
+
+def _logged_steps(run_dir: Path) -> list[int]:
+    rows = _rows(run_dir / "progress.csv")
+    return [int(float(r["time/total_timesteps"])) for r in rows if r.get("time/total_timesteps")]
+
+
+def test_two_identical_commands_started_together_get_two_intact_run_dirs(tmp_path: Path) -> None:
+    command = [sys.executable, str(ROOT / "run.py"), *QUICK, "total_timesteps=400"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    processes = [
+        subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for process in processes:
+        assert process.wait(timeout=300) == 0
+    run_dirs = sorted(tmp_path.glob("outputs/*/*"))
+    assert len(run_dirs) == 2, run_dirs
+    for run_dir in run_dirs:
+        assert TargetDQN.load(run_dir / "model.zip").num_timesteps >= 400
+        assert [int(r["timesteps"]) for r in _rows(run_dir / "evaluations.csv")][-1] >= 400
+        steps = _logged_steps(run_dir)
+        assert steps == sorted(set(steps))  # one run's rows only, none interleaved
+
+
+def test_checkpoints_keep_the_last_k_and_the_replay_buffer_in_the_newest_only(
+    compose_config, tmp_path: Path
+) -> None:
+    cfg = compose_config(*QUICK, "checkpoint.keep=2", "checkpoint.replay=true")
+    run_dir = train(cfg, run_dir=tmp_path)
+    found = checkpoints(run_dir)
+    # periodic ones at 500, 1000, 1500; the final one replaces the one at 1500
+    assert [read_state(path).step for path in found] == [1000, 1500]
+    assert [path.name for path in found if (path / REPLAY).is_file()] == [found[-1].name]
+    assert not list((run_dir / "checkpoints").glob(".*"))  # no temporary leftovers
+    state = read_state(found[-1])
+    assert state.finished and state.step >= 1500
+    assert state.csv_rows["evaluations.csv"] == len(_rows(run_dir / "evaluations.csv"))
+
+
+def test_a_resumed_run_gets_the_same_weights_counters_rngs_and_replay(
+    compose_config, tmp_path: Path
+) -> None:
+    cfg = compose_config(*QUICK, "env=breakout", "dqn.replay.kind=frames", "checkpoint.replay=true")
+    env, eval_env, model = _build(cfg)
+    try:
+        model.learn(600)
+        checkpoint = Checkpointer(tmp_path, cfg, "abc123", keep=1, replay=True).save(model)
+        resume = prepare_resume(compose_config(f"resume={tmp_path}"), [f"resume={tmp_path}"])
+        assert resume.checkpoint == checkpoint and resume.state.wandb_id == "abc123"
+        again = resumed_model(resume, env)
+    finally:
+        env.close()
+        eval_env.close()
+    assert type(again) is type(model) and again.num_timesteps == model.num_timesteps
+    assert again.exploration_rate == pytest.approx(model.exploration_rate)
+    for a, b in zip(model.policy.parameters(), again.policy.parameters(), strict=True):
+        assert torch.equal(a.cpu(), b.cpu())
+    old, new = model.replay_buffer, again.replay_buffer
+    assert new.size() == old.size() > 0
+    for name in ("frames", "frame_refs", "actions", "rewards", "dones", "timeouts"):
+        if hasattr(old, name):
+            assert np.array_equal(getattr(old, name), getattr(new, name)), name
+    batch_old = old.sample(32, env=None)
+    assert batch_old.observations.shape == new.sample(32, env=None).observations.shape
+    opt_old = model.policy.optimizer.state_dict()["state"]
+    opt_new = again.policy.optimizer.state_dict()["state"]
+    assert opt_old.keys() == opt_new.keys() and opt_old
+    for key in opt_old:
+        assert torch.equal(opt_old[key]["exp_avg"].cpu(), opt_new[key]["exp_avg"].cpu())
+
+
+def test_resuming_a_finished_run_does_nothing(compose_config, tmp_path: Path, capsys) -> None:
+    run_dir = train(compose_config(*QUICK), run_dir=tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    train(compose_config(f"resume={run_dir}"), overrides=[f"resume={run_dir}"])
+    assert "nothing to do" in capsys.readouterr().out
+    assert before == {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+
+
+def test_resume_with_a_larger_budget_appends_to_the_same_csv_files(
+    compose_config, tmp_path: Path
+) -> None:
+    run_dir = train(compose_config(*QUICK), run_dir=tmp_path)
+    rows_before = _rows(run_dir / "evaluations.csv")
+    overrides = [f"resume={run_dir}", "total_timesteps=2500"]
+    train(compose_config(*overrides), overrides=overrides)
+    evaluated = [int(r["timesteps"]) for r in _rows(run_dir / "evaluations.csv")]
+    assert _rows(run_dir / "evaluations.csv")[: len(rows_before)] == rows_before
+    assert evaluated[len(rows_before) :] == [2000, 2500]  # the original schedule goes on
+    steps = _logged_steps(run_dir)
+    assert steps == sorted(set(steps))
+    assert TargetDQN.load(run_dir / "model.zip").num_timesteps == 2500
+    assert read_state(latest_checkpoint(run_dir)).total_timesteps == 2500  # type: ignore[arg-type]
+
+
+def test_a_softmax_run_resumes_as_softmax(compose_config, tmp_path: Path) -> None:
+    cfg = compose_config(*QUICK, "algo=softmax", "total_timesteps=600")
+    run_dir = train(cfg, run_dir=tmp_path)
+    overrides = [f"resume={run_dir}", "total_timesteps=800"]
+    train(compose_config(*overrides), overrides=overrides)
+    model = SoftmaxDQN.load(run_dir / "model.zip")
+    assert model.num_timesteps == 800 and model.temperature == cfg.algo.kwargs.temperature
+
+
+def _resume_error(compose_config, *overrides: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        train(compose_config(*overrides), overrides=list(overrides))
+    return str(caught.value)
+
+
+def test_resume_refuses_bad_input_with_one_line(compose_config, tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    assert _resume_error(compose_config, f"resume={missing}") == (
+        f"resume={missing}: no such directory"
+    )
+    assert _resume_error(compose_config, f"resume={tmp_path}") == (
+        f"resume={tmp_path}: not a run dir: it has no .hydra/config.yaml"
+    )
+    run_dir = train(compose_config(*QUICK), run_dir=tmp_path / "run")
+    assert "keeps its config groups" in _resume_error(
+        compose_config, f"resume={run_dir}", "env=frozenlake"
+    )
+    assert "cannot change when resuming" in _resume_error(
+        compose_config, f"resume={run_dir}", "dqn.buffer_size=10", "total_timesteps=3000"
+    )
+
+
+def test_resume_of_a_truncated_checkpoint_is_one_line_and_overwrites_nothing(
+    compose_config, tmp_path: Path
+) -> None:
+    run_dir = train(compose_config(*QUICK), run_dir=tmp_path)
+    newest = checkpoints(run_dir)[-1]
+    data = (newest / "model.zip").read_bytes()
+    (newest / "model.zip").write_bytes(data[: len(data) // 2])
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    message = _resume_error(compose_config, f"resume={run_dir}", "total_timesteps=3000")
+    assert message.startswith(f"{newest / 'model.zip'}: cannot be loaded (truncated or damaged")
+    assert f"delete {newest} to resume from {checkpoints(run_dir)[0].name}" in message
+    assert before == {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def test_resume_of_a_checkpoint_that_does_not_fit_the_env_is_one_line(
+    compose_config, tmp_path: Path
+) -> None:
+    run_dir = train(compose_config(*QUICK), run_dir=tmp_path)
+    config = checkpoints(run_dir)[-1] / "config.yaml"
+    config.write_text(config.read_text().replace("id: CartPole-v1", "id: Acrobot-v1"))
+    message = _resume_error(compose_config, f"resume={run_dir}", "total_timesteps=3000")
+    assert "does not fit env=cartpole (Acrobot-v1)" in message
+
+
+def test_a_non_finite_loss_stops_with_one_line_naming_the_last_good_checkpoint(
+    compose_config, tmp_path: Path, monkeypatch
+) -> None:
+    def diverged(self: TargetDQN, next_obs: torch.Tensor) -> torch.Tensor:
+        values = self.q_net_target(next_obs).max(dim=1).values
+        return values * float("nan") if self.num_timesteps > 700 else values
+
+    monkeypatch.setattr(TargetDQN, "next_state_values", diverged)
+    with pytest.raises(ConfigError) as caught:
+        train(compose_config(*QUICK), run_dir=tmp_path)
+    message = str(caught.value)
+    assert message.startswith("train/loss: became nan at step 70")
+    assert "last good state is" in message and "step_000000000500" in message
+    assert not (tmp_path / "model.zip").exists()
+    assert latest_checkpoint(tmp_path).name == "step_000000000500"  # type: ignore[union-attr]
+
+
+def test_the_wandb_api_key_is_never_written_to_the_run_dir(tmp_path: Path) -> None:
+    key = "0123456789abcdef0123456789abcdef01234567"  # a fake key of a real key's form
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "run.py", *QUICK, "logger=wandb", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": key},
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    files = [path for path in run_dir.rglob("*") if path.is_file()]
+    assert any(path.name.endswith(".wandb") for path in files)
+    assert any(path.parent.parent.name == "checkpoints" for path in files)
+    leaking = [str(path) for path in files if key.encode() in path.read_bytes()]
+    assert leaking == []
+    assert key.encode() not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("signum", "delay_s"),
+    [(signal.SIGINT, 2.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 3.0)],
+    ids=["SIGINT", "SIGTERM", "SIGKILL"],
+)
+def test_a_run_killed_at_any_moment_resumes_to_its_budget_without_doubles(
+    tmp_path: Path, signum: int, delay_s: float
+) -> None:
+    outcome = kill_and_resume(tmp_path / "run", signum, delay_s)
+    assert outcome.ok, outcome.problem
+    if signum == signal.SIGKILL:
+        assert 0 <= outcome.redone <= CHECKPOINT_FREQ
+    else:  # the stop wrote a checkpoint where it stopped: nothing is redone
+        assert outcome.resumed_from >= outcome.logged_before_kill
+
+
+def test_the_first_signal_asks_to_stop_and_a_second_one_stops_at_once() -> None:
+    stop = StopOnSignal()
+    with stop.handling_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signum == signal.SIGTERM and stop.exit_code == 143
+        assert stop._on_step() is False  # learn() ends after this step
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
