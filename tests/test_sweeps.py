@@ -1,0 +1,219 @@
+"""Sweeps on Hydra's launchers: failures stay in their job, a summary, W&B runs, skips, presets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from experiments.cli import CONF_DIR
+from experiments.sweeps import final_mean, is_finished
+from experiments.tracking import SUMMARY_KEYS
+from tests.wandb_records import records
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A CartPole job of a few seconds: 1,500 steps, one evaluation at the end.
+SHORT = (
+    "total_timesteps=1500",
+    "eval.freq=0",
+    "eval.episodes=2",
+    "dqn.learning_starts=100",
+    "progress_bar=false",
+)
+#: Four jobs in this order: a bad value (gamma 2), a crash (a layer of -1 units passes the
+#: config checks; torch refuses it in the model's constructor), a bad value, a good job.
+BAD_CRASH_BAD_GOOD = ("dqn.policy_kwargs.net_arch=[-1],[64]", "dqn.gamma=2,0.99")
+
+
+def run_py(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python run.py ARGUMENTS`` as a user types it, W&B offline, Ray without usage stats."""
+    env = {**os.environ, "WANDB_MODE": "offline", "RAY_DISABLE_USAGE_STATS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "run.py", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def statuses(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each job's ``job_status.json``, by job dir name."""
+    return {
+        path.parent.name: json.loads(path.read_text())
+        for path in sweep_dir.glob("*/job_status.json")
+    }
+
+
+def wandb_runs(sweep_dir: Path) -> dict[str, list[Any]]:
+    """The records of each job's offline W&B run file, by job dir name (one file per job)."""
+    runs: dict[str, list[Any]] = {}
+    for path in sweep_dir.glob("*/wandb/offline-run-*/run-*.wandb"):
+        job = path.parts[-4]
+        assert job not in runs, f"{job} has two W&B runs"
+        runs[job] = records(path)
+    return runs
+
+
+def of_type(run_records: list[Any], kind: str) -> list[Any]:
+    return [getattr(r, kind) for r in run_records if r.WhichOneof("record_type") == kind]
+
+
+def assert_distinct_finished_runs(sweep_dir: Path, jobs: list[str], group: str) -> None:
+    """One W&B run per job, each finished once, in one group, with the summary columns."""
+    runs = wandb_runs(sweep_dir)
+    assert sorted(runs) == sorted(jobs)
+    ids = set()
+    for run_records in runs.values():
+        (run,) = of_type(run_records, "run")
+        ids.add(run.run_id)
+        assert run.run_group == group
+        assert [e.exit_code for e in of_type(run_records, "exit")] == [0]
+        summary_keys = {
+            item.key for summary in of_type(run_records, "summary") for item in summary.update
+        }
+        assert set(SUMMARY_KEYS) <= summary_keys
+    assert len(ids) == len(jobs)
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    ["basic", pytest.param("joblib", marks=pytest.mark.slow)],
+)
+def test_a_bad_job_and_a_crash_do_not_stop_the_good_job(tmp_path: Path, launcher: str) -> None:
+    sweep_dir = tmp_path / "sweep"
+    arguments = ("-m", f"hydra/launcher={launcher}", *BAD_CRASH_BAD_GOOD, *SHORT)
+    if launcher == "joblib":
+        arguments += ("hydra.launcher.n_jobs=2",)
+    result = run_py(*arguments, f"hydra.sweep.dir={sweep_dir}")
+
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"error: sweep {sweep_dir}: 3 of 4 jobs failed")
+    assert "Traceback" not in result.stdout + result.stderr
+    jobs = statuses(sweep_dir)
+    bad = "error: dqn.gamma=2.0: must be in (0, 1]"
+    assert {name: job["status"] for name, job in jobs.items()} == {
+        "0_cartpole_dqn_seed0": "failed",
+        "1_cartpole_dqn_seed0": "failed",
+        "2_cartpole_dqn_seed0": "failed",
+        "3_cartpole_dqn_seed0": "done",
+    }
+    assert jobs["0_cartpole_dqn_seed0"]["detail"] == jobs["2_cartpole_dqn_seed0"]["detail"] == bad
+    crash = jobs["1_cartpole_dqn_seed0"]["detail"]
+    assert crash.startswith("RuntimeError: Trying to create tensor with negative dimension")
+    assert "Traceback" in (sweep_dir / "1_cartpole_dqn_seed0" / "traceback.txt").read_text()
+    # The summary: a header and one line per job, whatever process ran the jobs.
+    summary = result.stdout[result.stdout.index(f"sweep {sweep_dir}: 4 jobs") :].splitlines()
+    assert summary[0] == f"sweep {sweep_dir}: 4 jobs, 1 done, 0 skipped, 3 failed"
+    assert [line.split()[:2] for line in summary[1:5]] == [
+        ["0_cartpole_dqn_seed0", "failed"],
+        ["1_cartpole_dqn_seed0", "failed"],
+        ["2_cartpole_dqn_seed0", "failed"],
+        ["3_cartpole_dqn_seed0", "done"],
+    ]
+    # Progress: each job says when it starts and how it ended, as it happens.
+    assert "[sweep] job 3_cartpole_dqn_seed0 started: dqn.policy_kwargs.net_arch=[64]" in (
+        result.stdout
+    )
+    good = sweep_dir / "3_cartpole_dqn_seed0"
+    assert is_finished(good, 1500)
+    assert_distinct_finished_runs(sweep_dir, ["3_cartpole_dqn_seed0"], f"{tmp_path.name}_sweep")
+
+
+def test_the_same_sweep_again_skips_the_finished_jobs(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    arguments = ("-m", "dqn.gamma=2,0.99", *SHORT, f"hydra.sweep.dir={sweep_dir}")
+    first = run_py(*arguments)
+    assert first.returncode == 1
+    finished = sweep_dir / "1_cartpole_dqn_seed0"
+    model_time = (finished / "model.zip").stat().st_mtime_ns
+
+    again = run_py(*arguments)
+    assert again.returncode == 1  # the bad job is tried again and fails again
+    jobs = statuses(sweep_dir)
+    assert jobs["1_cartpole_dqn_seed0"]["status"] == "skipped"
+    assert jobs["0_cartpole_dqn_seed0"]["status"] == "failed"
+    assert (finished / "model.zip").stat().st_mtime_ns == model_time  # not trained again
+    assert len(list(finished.glob("wandb/offline-run-*"))) == 1
+    assert f"sweep {sweep_dir}: 2 jobs, 0 done, 1 skipped, 1 failed" in again.stdout
+
+
+def test_a_single_run_keeps_its_one_line_error(tmp_path: Path) -> None:
+    result = run_py("dqn.gamma=2", *SHORT, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: dqn.gamma=2.0: must be in (0, 1]"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_sweep_that_succeeds_exits_zero_with_its_summary(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = run_py("-m", "seed=0,1", *SHORT, f"hydra.sweep.dir={sweep_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 failed" in result.stdout
+    for job in ("0_cartpole_dqn_seed0", "1_cartpole_dqn_seed1"):
+        assert statuses(sweep_dir)[job]["detail"] == (
+            f"final evaluation {final_mean(sweep_dir / job):g}"
+        )
+
+
+@pytest.mark.slow
+def test_ray_sweep_on_a_local_instance_gives_each_job_its_own_finished_wandb_run(
+    tmp_path: Path,
+) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = run_py(
+        "-m",
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.init.num_cpus=2",
+        "seed=0,1",
+        "algo=dqn,expected_sarsa",
+        *SHORT,
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [
+        "0_cartpole_dqn_seed0",
+        "1_cartpole_expected_sarsa_seed0",
+        "2_cartpole_dqn_seed1",
+        "3_cartpole_expected_sarsa_seed1",
+    ]
+    assert {name: job["status"] for name, job in statuses(sweep_dir).items()} == dict.fromkeys(
+        jobs, "done"
+    )
+    assert_distinct_finished_runs(sweep_dir, jobs, f"{tmp_path.name}_sweep")
+    for job in jobs:
+        runs = wandb_runs(sweep_dir)[job]
+        (run,) = of_type(runs, "run")
+        assert run.job_type == job.split("_", 2)[2].rsplit("_", 1)[0]
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_gives_each_job_its_own_finished_wandb_run(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = run_py(
+        "-m", "hydra/launcher=submitit_local", "seed=0,1", *SHORT, f"hydra.sweep.dir={sweep_dir}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = ["0_cartpole_dqn_seed0", "1_cartpole_dqn_seed1"]
+    assert_distinct_finished_runs(sweep_dir, jobs, f"{tmp_path.name}_sweep")
+    assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 failed" in result.stdout
+
+
+@pytest.mark.parametrize("env", ["cartpole", "frozenlake"])
+def test_targets_presets_sweep_four_targets_over_five_seeds(env: str) -> None:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={env}_targets"], return_hydra_config=True)
+    assert cfg.env.name == env
+    assert dict(cfg.hydra.sweeper.params) == {
+        "algo": "dqn,double_dqn,expected_sarsa,softmax",
+        "seed": "range(5)",
+    }
