@@ -16,6 +16,7 @@ import logging
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from stable_baselines3.common.callbacks import BaseCallback
+
+from custom.callbacks import EveryNSteps
 
 log = logging.getLogger("sweep")
 
@@ -153,6 +157,9 @@ class SweepMonitor(Callback):
             detail = f"final evaluation {value:g}" if isinstance(value, float) else "no evaluation"
             if status == "skipped":
                 detail += " (finished before; not run again)"
+            if _job_note.get("pruned"):
+                status = "pruned"
+                detail = f"{_job_note['pruned']}; {detail}"
         else:
             status = "failed"
             error = job_return._return_value
@@ -231,7 +238,7 @@ def report() -> int | None:
         _sweep["reported"] = True
         counts = ", ".join(
             f"{sum(job.status == status for job in jobs)} {status}"
-            for status in ("done", "skipped", "failed")
+            for status in ("done", "skipped", "pruned", "failed")
         )
         width = max((len(job.name) for job in jobs), default=0)
         lines = [f"sweep {_sweep['dir']}: {len(jobs)} jobs, {counts}"]
@@ -253,7 +260,7 @@ def failure_line() -> str | None:
     )
 
 
-def run_job(cfg: DictConfig, train: Callable[[DictConfig], Path]) -> float | None:
+def run_job(cfg: DictConfig, train: Callable[..., Path]) -> float | None:
     """Run one job: skip it in a sweep when its dir already holds a finished run.
 
     :param cfg: the job's composed config
@@ -268,4 +275,105 @@ def run_job(cfg: DictConfig, train: Callable[[DictConfig], Path]) -> float | Non
         threads = threads_per_job(cfg)
         if threads is not None:
             cfg.torch_threads = threads
+        return final_mean(train(cfg, callbacks=list(_job_callbacks)))
     return final_mean(train(cfg))
+
+
+class Pruning(Callback):
+    """Stop unpromising trials of a sweep early, by an Optuna pruner on their evaluations.
+
+    Hydra's Optuna sweeper cannot prune (hydra #1954): it hands a job only its overrides, not
+    the trial. So each job asks the pruner itself, at each evaluation, against the sweep's
+    finished jobs as its dir shows them (their ``evaluations.csv``, every evaluation at the same
+    steps): that works with any launcher, since only files are shared. A stopped trial still
+    plays its final evaluation, which is its value for the sweeper (a pessimistic one) and
+    its summary line says ``pruned``.
+
+    :param pruner: an ``optuna.pruners`` instance (Hydra instantiates it from the config)
+    """
+
+    def __init__(self, pruner: Any) -> None:
+        self.pruner = pruner
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _job_callbacks.clear()
+        if config.hydra.mode == RunMode.MULTIRUN and config.eval.freq > 0:
+            run_dir = Path(config.hydra.runtime.output_dir)
+            sweep_dir = Path(config.hydra.sweep.dir)
+            _job_callbacks.append(EvaluationPruning(self.pruner, run_dir, sweep_dir, config))
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        _job_callbacks.clear()
+
+
+#: SB3 callbacks that this job's Hydra callbacks ask ``train`` to add (in this process).
+_job_callbacks: list[BaseCallback] = []
+
+
+class EvaluationPruning(BaseCallback):
+    """After each periodic evaluation, ask ``pruner`` whether to stop; stop training if so.
+
+    Placed after :class:`custom.callbacks.PeriodicEvaluation`, at the same steps, so the row of
+    the evaluation just played is already in ``evaluations.csv``.
+    """
+
+    def __init__(self, pruner: Any, run_dir: Path, sweep_dir: Path, config: DictConfig) -> None:
+        super().__init__()
+        self.pruner = pruner
+        self.run_dir = run_dir
+        self.sweep_dir = sweep_dir
+        self.every = EveryNSteps(int(config.eval.freq))
+        self.total_timesteps = int(config.total_timesteps)
+
+    def _on_training_start(self) -> None:
+        self.every.restart(self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        if not self.every.due(self.num_timesteps) or self.num_timesteps >= self.total_timesteps:
+            return True
+        mine = evaluations(self.run_dir)
+        if mine and self.should_prune(mine):
+            step, value = mine[-1]
+            note_job(pruned=f"stopped at step {step} (evaluation {value:g})")
+            log.info(f"[sweep] pruned at step {step}: evaluation {value:g}")
+            return False
+        return True
+
+    def should_prune(self, mine: list[tuple[int, float]]) -> bool:
+        """The pruner's answer for this run's evaluations against the finished runs' ones."""
+        import optuna  # here: importing optuna costs about a second, and only pruning needs it
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # create_trial and add_trial are stable API from Optuna 3 on; 2.x calls them experimental.
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(direction="maximize", pruner=self.pruner)
+        for other, state in self._finished_runs():
+            rows = evaluations(other)
+            if rows:
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        state=state,
+                        value=rows[-1][1] if state == optuna.trial.TrialState.COMPLETE else None,
+                        intermediate_values=dict(rows),
+                    )
+                )
+        trial = study.ask()
+        for step, value in mine:
+            trial.report(value, step)
+        return bool(trial.should_prune())
+
+    def _finished_runs(self) -> list[tuple[Path, Any]]:
+        """The sweep's other jobs that ended (run to the end, or pruned), with their state."""
+        import optuna
+
+        states = {
+            "done": optuna.trial.TrialState.COMPLETE,
+            "skipped": optuna.trial.TrialState.COMPLETE,
+            "pruned": optuna.trial.TrialState.PRUNED,
+        }
+        runs = []
+        for path in sorted(self.sweep_dir.glob(f"*/{STATUS_FILE}")):
+            status = json.loads(path.read_text())["status"]
+            if path.parent != self.run_dir and status in states:
+                runs.append((path.parent, states[status]))
+        return runs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -12,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from custom.callbacks import PeriodicEvaluation, TrainingStats
@@ -76,11 +78,14 @@ def _build(cfg: DictConfig) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
         raise
 
 
-def train(cfg: DictConfig, run_dir: Path | None = None) -> Path:
+def train(
+    cfg: DictConfig, run_dir: Path | None = None, callbacks: Sequence[BaseCallback] = ()
+) -> Path:
     """Train the agent that ``cfg`` describes and return its run dir.
 
     :param cfg: the composed config (see ``conf/`` and ``experiments/config.py``).
     :param run_dir: where to write; by default the run dir Hydra made for this job.
+    :param callbacks: more SB3 callbacks, called after the evaluation (a sweep's pruning).
     :raises ConfigError: for a value outside what is allowed, before any training, W&B run or
         result file exists; the dir Hydra made for the job is removed again.
     """
@@ -112,7 +117,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> Path:
             )
             model.learn(
                 total_timesteps=cfg.total_timesteps,
-                callback=[TrainingStats(cfg.stats_freq), evaluation],
+                callback=[TrainingStats(cfg.stats_freq), evaluation, *callbacks],
                 log_interval=cfg.log_interval,
                 progress_bar=cfg.progress_bar,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -9,11 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from experiments.cli import CONF_DIR
-from experiments.sweeps import final_mean, is_finished
+from experiments.sweeps import EvaluationPruning, final_mean, is_finished
 from experiments.tracking import SUMMARY_KEYS
 from tests.wandb_records import records
 
@@ -217,3 +221,80 @@ def test_targets_presets_sweep_four_targets_over_five_seeds(env: str) -> None:
         "algo": "dqn,double_dqn,expected_sarsa,softmax",
         "seed": "range(5)",
     }
+
+
+def _finished_job(sweep_dir: Path, name: str, rows: list[tuple[int, float]], status: str) -> None:
+    job = sweep_dir / name
+    job.mkdir(parents=True)
+    lines = ["timesteps,episodes,mean_reward"] + [f"{step},10,{value}" for step, value in rows]
+    (job / "evaluations.csv").write_text("\n".join(lines) + "\n")
+    (job / "job_status.json").write_text(json.dumps({"status": status}))
+
+
+def _pruning(sweep_dir: Path, run_dir: Path) -> EvaluationPruning:
+    config = OmegaConf.create({"eval": {"freq": 1000}, "total_timesteps": 3000})
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+    return EvaluationPruning(pruner, run_dir, sweep_dir, config)
+
+
+def test_pruning_stops_a_run_below_the_finished_runs_median(tmp_path: Path) -> None:
+    for seed, scale in enumerate((1.0, 2.0, 3.0, 4.0)):
+        rows = [(1000, 100 * scale), (2000, 200 * scale), (3000, 300 * scale)]
+        _finished_job(tmp_path, f"{seed}_done", rows, "done")
+    _finished_job(tmp_path, "4_failed", [(1000, 1e6)], "failed")  # failed runs do not count
+    pruning = _pruning(tmp_path, tmp_path / "5_running")
+    assert pruning.should_prune([(1000, 249.0)])  # median of 100..400 at step 1000: 250
+    assert not pruning.should_prune([(1000, 251.0)])
+    assert pruning.should_prune([(1000, 251.0), (2000, 499.0)])  # median at 2000: 500
+
+
+def test_pruning_waits_for_its_startup_trials(tmp_path: Path) -> None:
+    for seed in range(3):
+        _finished_job(tmp_path, f"{seed}_done", [(1000, 500.0)], "done")
+    assert not _pruning(tmp_path, tmp_path / "3_running").should_prune([(1000, 1.0)])
+
+
+def test_hparams_search_preset_is_optuna_maximising_with_pruning() -> None:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["hparams_search=cartpole_dqn"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
+    assert "dqn.learning_rate" in sweeper.params
+    assert cfg.hydra.callbacks.pruning.pruner._target_ == "optuna.pruners.MedianPruner"
+
+
+@pytest.mark.slow
+def test_an_optuna_search_reports_its_best_trial_and_prunes(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "search"
+    result = run_py(
+        "-m",
+        "hparams_search=cartpole_dqn",
+        "hydra.sweeper.n_trials=4",
+        "hydra.callbacks.pruning.pruner.n_startup_trials=2",
+        "hydra.callbacks.pruning.pruner.n_warmup_steps=0",
+        "total_timesteps=2000",
+        "eval.freq=1000",
+        "eval.episodes=3",
+        "dqn.learning_starts=500",
+        "progress_bar=false",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = statuses(sweep_dir)
+    assert len(jobs) == 4
+    assert {job["status"] for job in jobs.values()} <= {"done", "pruned"}
+    finals = {name: final_mean(sweep_dir / name) for name in jobs}
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(value for value in finals.values() if value is not None)
+    for name, job in jobs.items():
+        steps = evaluations_steps(sweep_dir / name)
+        if job["status"] == "pruned":  # stopped at its first evaluation, not evaluated again
+            assert steps == [1000]
+        else:  # SB3 ends a run at a whole train_freq (256): 2048
+            assert steps[:2] == [1000, 2000] and steps[-1] >= 2000
+
+
+def evaluations_steps(run_dir: Path) -> list[int]:
+    with (run_dir / "evaluations.csv").open() as file:
+        return [int(row["timesteps"]) for row in csv.DictReader(file)]
