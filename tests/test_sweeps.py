@@ -117,7 +117,7 @@ def test_a_bad_job_and_a_crash_do_not_stop_the_good_job(tmp_path: Path, launcher
     assert "Traceback" in (sweep_dir / "1_cartpole_dqn_seed0" / "traceback.txt").read_text()
     # The summary: a header and one line per job, whatever process ran the jobs.
     summary = result.stdout[result.stdout.index(f"sweep {sweep_dir}: 4 jobs") :].splitlines()
-    assert summary[0] == f"sweep {sweep_dir}: 4 jobs, 1 done, 0 skipped, 3 failed"
+    assert summary[0] == f"sweep {sweep_dir}: 4 jobs, 1 done, 0 skipped, 0 pruned, 3 failed"
     assert [line.split()[:2] for line in summary[1:5]] == [
         ["0_cartpole_dqn_seed0", "failed"],
         ["1_cartpole_dqn_seed0", "failed"],
@@ -148,7 +148,7 @@ def test_the_same_sweep_again_skips_the_finished_jobs(tmp_path: Path) -> None:
     assert jobs["0_cartpole_dqn_seed0"]["status"] == "failed"
     assert (finished / "model.zip").stat().st_mtime_ns == model_time  # not trained again
     assert len(list(finished.glob("wandb/offline-run-*"))) == 1
-    assert f"sweep {sweep_dir}: 2 jobs, 0 done, 1 skipped, 1 failed" in again.stdout
+    assert f"sweep {sweep_dir}: 2 jobs, 0 done, 1 skipped, 0 pruned, 1 failed" in again.stdout
 
 
 def test_a_single_run_keeps_its_one_line_error(tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_a_sweep_that_succeeds_exits_zero_with_its_summary(tmp_path: Path) -> No
     sweep_dir = tmp_path / "sweep"
     result = run_py("-m", "seed=0,1", *SHORT, f"hydra.sweep.dir={sweep_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 failed" in result.stdout
+    assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 pruned, 0 failed" in result.stdout
     for job in ("0_cartpole_dqn_seed0", "1_cartpole_dqn_seed1"):
         assert statuses(sweep_dir)[job]["detail"] == (
             f"final evaluation {final_mean(sweep_dir / job):g}"
@@ -209,7 +209,7 @@ def test_submitit_local_sweep_gives_each_job_its_own_finished_wandb_run(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = ["0_cartpole_dqn_seed0", "1_cartpole_dqn_seed1"]
     assert_distinct_finished_runs(sweep_dir, jobs, f"{tmp_path.name}_sweep")
-    assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 failed" in result.stdout
+    assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 pruned, 0 failed" in result.stdout
 
 
 @pytest.mark.parametrize("env", ["cartpole", "frozenlake"])
