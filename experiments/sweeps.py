@@ -261,7 +261,10 @@ def failure_line() -> str | None:
 
 
 def run_job(cfg: DictConfig, train: Callable[..., Path]) -> float | None:
-    """Run one job: skip it in a sweep when its dir already holds a finished run.
+    """Run one job; in a sweep, skip it when its dir already holds a finished run.
+
+    In a sweep, ``train`` also gets the SB3 callbacks that the sweep's Hydra callbacks set up
+    for this job (:class:`Pruning`), and torch gets :func:`threads_per_job`.
 
     :param cfg: the job's composed config
     :param train: ``experiments.train.train``, which returns the run dir
@@ -285,9 +288,9 @@ class Pruning(Callback):
     Hydra's Optuna sweeper cannot prune (hydra #1954): it hands a job only its overrides, not
     the trial. So each job asks the pruner itself, at each evaluation, against the sweep's
     finished jobs as its dir shows them (their ``evaluations.csv``, every evaluation at the same
-    steps): that works with any launcher, since only files are shared. A stopped trial still
-    plays its final evaluation, which is its value for the sweeper (a pessimistic one) and
-    its summary line says ``pruned``.
+    steps): that works with any launcher, since only files are shared. A stopped trial ends as
+    any run does (final evaluation, model, W&B run); that evaluation is its value for the
+    sweeper (a pessimistic one), and its summary line says ``pruned``.
 
     :param pruner: an ``optuna.pruners`` instance (Hydra instantiates it from the config)
     """
