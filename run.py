@@ -10,15 +10,17 @@ from omegaconf import DictConfig
 
 from experiments.cli import one_line_errors, run_reporting_errors
 from experiments.config import register_configs
+from experiments.sweeps import run_job
 from experiments.train import train
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Train; return the final evaluation mean, the value an Optuna sweep maximises."""
     with one_line_errors():
-        train(cfg)
+        return run_job(cfg, train)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from hydra.errors import (
 )
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from experiments import sweeps
 from experiments.algos import FAMILIES
 from experiments.errors import ConfigError
 
@@ -50,10 +51,18 @@ def run_reporting_errors(main: Callable[[], Any]) -> None:
     try:
         main()
     except Exception as error:
+        # A sweep whose jobs failed: the basic sweeper re-raises the first failure after all
+        # jobs ran; the summary has said what failed and why, one line per job.
+        failed = sweeps.failure_line()
+        if failed is not None and not _wants_traceback():
+            sys.exit(f"error: {failed}")
         message = user_error(error)
         if message is None or _wants_traceback():
             raise
         sys.exit(f"error: {message}")
+    failed = sweeps.failure_line()  # launchers and sweepers that do not re-raise (Optuna)
+    if failed is not None:
+        sys.exit(f"error: {failed}")
 
 
 @contextmanager
@@ -61,14 +70,20 @@ def one_line_errors() -> Iterator[None]:
     """Inside a task function: a :class:`ConfigError` ends the process with its one line.
 
     Exiting from inside the job keeps Hydra from logging the failed job's overrides and
-    traceback around the line.
+    traceback around the line. In a sweep (``-m``) exiting would stop every job after this
+    one, so there any failure is raised as :class:`experiments.sweeps.JobFailed` instead:
+    Hydra records the job as failed, runs the others, and the sweep's summary names it.
     """
     try:
         yield
-    except ConfigError as error:
+    except Exception as error:
         if _wants_traceback():
             raise
-        sys.exit(f"error: {error}")
+        if sweeps.in_multirun():
+            raise sweeps.job_failure(error, user_error(error)) from None
+        if isinstance(error, ConfigError):
+            sys.exit(f"error: {error}")
+        raise
 
 
 def user_error(error: BaseException) -> str | None:

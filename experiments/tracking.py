@@ -8,6 +8,7 @@ copy of every number), so the bridge is SB3's documented extension point, a ``KV
 
 from __future__ import annotations
 
+import csv
 import netrc
 import os
 import sys
@@ -222,6 +223,7 @@ def tracking(
     exit_code = 1
     try:
         yield run
+        write_summary(run, run_dir / "evaluations.csv")
         exit_code = 0
     except SystemExit as stop:  # a stop on a signal: finished with its exit status
         exit_code = stop.code if isinstance(stop.code, int) else 1
@@ -233,3 +235,24 @@ def tracking(
         raise
     finally:
         run.finish(exit_code=exit_code)
+
+
+#: Summary columns of a run, so that W&B's runs table compares the runs of a sweep by itself.
+SUMMARY_KEYS = ("eval/final_mean_reward", "eval/best_mean_reward", "eval/mean_of_evaluations")
+
+
+def write_summary(run: Any, evaluations_csv: Path) -> None:
+    """Final, best and average evaluation mean as run summary values.
+
+    W&B's default summary is each key's last logged value; these three say how a run ended,
+    its peak (an unstable learner shows a high best and a low final) and its area under the
+    learning curve (how fast it learned).
+    """
+    if not evaluations_csv.is_file():
+        return
+    with evaluations_csv.open() as file:
+        means = [float(row["mean_reward"]) for row in csv.DictReader(file)]
+    if means:
+        values = (means[-1], max(means), float(np.mean(means)))
+        for key, value in zip(SUMMARY_KEYS, values, strict=True):
+            run.summary[key] = value

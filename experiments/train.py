@@ -8,6 +8,7 @@ import logging
 import shutil
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from custom.callbacks import PeriodicEvaluation, StopOnNonFinite, TrainingStats
@@ -155,7 +157,12 @@ def _resume(
         raise
 
 
-def train(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | None = None) -> Path:
+def train(
+    cfg: DictConfig,
+    run_dir: Path | None = None,
+    overrides: list[str] | None = None,
+    callbacks: Sequence[BaseCallback] = (),
+) -> Path:
     """Train the agent that ``cfg`` describes, or continue ``cfg.resume``; return the run dir.
 
     Periodic checkpoints go to ``RUN_DIR/checkpoints``. SIGINT or SIGTERM stops after the
@@ -166,6 +173,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | N
     :param run_dir: where to write; by default the run dir Hydra made for this job. A resume
         writes into the resumed run's dir.
     :param overrides: the command line's overrides, for a resume (default: Hydra's).
+    :param callbacks: more SB3 callbacks, called after the evaluation (a sweep's pruning).
     :raises ConfigError: for a value outside what is allowed, before any training, W&B run or
         result file exists; the dir Hydra made for the job is removed again.
     """
@@ -200,7 +208,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | N
     assert run_dir is not None
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        _learn(cfg, run_dir, sweep_name, env, eval_env, model, resume)
+        _learn(cfg, run_dir, sweep_name, env, eval_env, model, resume, callbacks)
     finally:
         env.close()
         eval_env.close()
@@ -215,6 +223,7 @@ def _learn(
     eval_env: VecEnv,
     model: BaseAlgorithm,
     resume: Resume | None,
+    extra_callbacks: Sequence[BaseCallback] = (),
 ) -> None:
     """Learn up to ``total_timesteps`` with checkpoints, under W&B; stop cleanly on a signal."""
     wandb_id = resume.state.wandb_id if resume is not None else None
@@ -255,7 +264,7 @@ def _learn(
                 verbose=cfg.verbose,
             )
             nan_guard = StopOnNonFinite()
-            callbacks = [TrainingStats(cfg.stats_freq), evaluation]
+            callbacks = [TrainingStats(cfg.stats_freq), evaluation, *extra_callbacks]
             callbacks += [nan_guard] if cfg.stop_on_nan else []
             callbacks += [PeriodicCheckpoint(cfg.checkpoint.freq, checkpointer.save), stop]
             model.learn(

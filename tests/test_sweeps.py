@@ -1,0 +1,300 @@
+"""Sweeps on Hydra's launchers: failures stay in their job, a summary, W&B runs, skips, presets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from experiments.cli import CONF_DIR
+from experiments.sweeps import EvaluationPruning, final_mean, is_finished
+from experiments.tracking import SUMMARY_KEYS
+from tests.wandb_records import records
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A CartPole job of a few seconds: 1,500 steps, one evaluation at the end.
+SHORT = (
+    "total_timesteps=1500",
+    "eval.freq=0",
+    "eval.episodes=2",
+    "dqn.learning_starts=100",
+    "progress_bar=false",
+)
+#: Four jobs in this order: a bad value (gamma 2), a crash (a layer of -1 units passes the
+#: config checks; torch refuses it in the model's constructor), a bad value, a good job.
+BAD_CRASH_BAD_GOOD = ("dqn.policy_kwargs.net_arch=[-1],[64]", "dqn.gamma=2,0.99")
+
+
+def run_py(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python run.py ARGUMENTS`` as a user types it, W&B offline, Ray without usage stats."""
+    env = {**os.environ, "WANDB_MODE": "offline", "RAY_DISABLE_USAGE_STATS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "run.py", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def statuses(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each job's ``job_status.json``, by job dir name."""
+    return {
+        path.parent.name: json.loads(path.read_text())
+        for path in sweep_dir.glob("*/job_status.json")
+    }
+
+
+def wandb_runs(sweep_dir: Path) -> dict[str, list[Any]]:
+    """The records of each job's offline W&B run file, by job dir name (one file per job)."""
+    runs: dict[str, list[Any]] = {}
+    for path in sweep_dir.glob("*/wandb/offline-run-*/run-*.wandb"):
+        job = path.parts[-4]
+        assert job not in runs, f"{job} has two W&B runs"
+        runs[job] = records(path)
+    return runs
+
+
+def of_type(run_records: list[Any], kind: str) -> list[Any]:
+    return [getattr(r, kind) for r in run_records if r.WhichOneof("record_type") == kind]
+
+
+def assert_distinct_finished_runs(sweep_dir: Path, jobs: list[str], group: str) -> None:
+    """One W&B run per job, each finished once, in one group, with the summary columns."""
+    runs = wandb_runs(sweep_dir)
+    assert sorted(runs) == sorted(jobs)
+    ids = set()
+    for run_records in runs.values():
+        (run,) = of_type(run_records, "run")
+        ids.add(run.run_id)
+        assert run.run_group == group
+        assert [e.exit_code for e in of_type(run_records, "exit")] == [0]
+        summary_keys = {
+            item.key for summary in of_type(run_records, "summary") for item in summary.update
+        }
+        assert set(SUMMARY_KEYS) <= summary_keys
+    assert len(ids) == len(jobs)
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    ["basic", pytest.param("joblib", marks=pytest.mark.slow)],
+)
+def test_a_bad_job_and_a_crash_do_not_stop_the_good_job(tmp_path: Path, launcher: str) -> None:
+    sweep_dir = tmp_path / "sweep"
+    arguments = ("-m", f"hydra/launcher={launcher}", *BAD_CRASH_BAD_GOOD, *SHORT)
+    if launcher == "joblib":
+        arguments += ("hydra.launcher.n_jobs=2",)
+    result = run_py(*arguments, f"hydra.sweep.dir={sweep_dir}")
+
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"error: sweep {sweep_dir}: 3 of 4 jobs failed")
+    assert "Traceback" not in result.stdout + result.stderr
+    jobs = statuses(sweep_dir)
+    bad = "error: dqn.gamma=2.0: must be in (0, 1]"
+    assert {name: job["status"] for name, job in jobs.items()} == {
+        "0_cartpole_dqn_seed0": "failed",
+        "1_cartpole_dqn_seed0": "failed",
+        "2_cartpole_dqn_seed0": "failed",
+        "3_cartpole_dqn_seed0": "done",
+    }
+    assert jobs["0_cartpole_dqn_seed0"]["detail"] == jobs["2_cartpole_dqn_seed0"]["detail"] == bad
+    crash = jobs["1_cartpole_dqn_seed0"]["detail"]
+    assert crash.startswith("RuntimeError: Trying to create tensor with negative dimension")
+    assert "Traceback" in (sweep_dir / "1_cartpole_dqn_seed0" / "traceback.txt").read_text()
+    # The summary: a header and one line per job, whatever process ran the jobs.
+    summary = result.stdout[result.stdout.index(f"sweep {sweep_dir}: 4 jobs") :].splitlines()
+    assert summary[0] == f"sweep {sweep_dir}: 4 jobs, 1 done, 0 skipped, 0 pruned, 3 failed"
+    assert [line.split()[:2] for line in summary[1:5]] == [
+        ["0_cartpole_dqn_seed0", "failed"],
+        ["1_cartpole_dqn_seed0", "failed"],
+        ["2_cartpole_dqn_seed0", "failed"],
+        ["3_cartpole_dqn_seed0", "done"],
+    ]
+    # Progress: each job says when it starts and how it ended, as it happens.
+    assert "[sweep] job 3_cartpole_dqn_seed0 started: dqn.policy_kwargs.net_arch=[64]" in (
+        result.stdout
+    )
+    good = sweep_dir / "3_cartpole_dqn_seed0"
+    assert is_finished(good, 1500)
+    assert_distinct_finished_runs(sweep_dir, ["3_cartpole_dqn_seed0"], f"{tmp_path.name}_sweep")
+
+
+def test_the_same_sweep_again_skips_the_finished_jobs(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    arguments = ("-m", "dqn.gamma=2,0.99", *SHORT, f"hydra.sweep.dir={sweep_dir}")
+    first = run_py(*arguments)
+    assert first.returncode == 1
+    finished = sweep_dir / "1_cartpole_dqn_seed0"
+    model_time = (finished / "model.zip").stat().st_mtime_ns
+
+    again = run_py(*arguments)
+    assert again.returncode == 1  # the bad job is tried again and fails again
+    jobs = statuses(sweep_dir)
+    assert jobs["1_cartpole_dqn_seed0"]["status"] == "skipped"
+    assert jobs["0_cartpole_dqn_seed0"]["status"] == "failed"
+    assert (finished / "model.zip").stat().st_mtime_ns == model_time  # not trained again
+    assert len(list(finished.glob("wandb/offline-run-*"))) == 1
+    assert f"sweep {sweep_dir}: 2 jobs, 0 done, 1 skipped, 0 pruned, 1 failed" in again.stdout
+
+
+def test_a_single_run_keeps_its_one_line_error(tmp_path: Path) -> None:
+    result = run_py("dqn.gamma=2", *SHORT, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: dqn.gamma=2.0: must be in (0, 1]"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_sweep_that_succeeds_exits_zero_with_its_summary(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = run_py("-m", "seed=0,1", *SHORT, f"hydra.sweep.dir={sweep_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 pruned, 0 failed" in result.stdout
+    for job in ("0_cartpole_dqn_seed0", "1_cartpole_dqn_seed1"):
+        assert statuses(sweep_dir)[job]["detail"] == (
+            f"final evaluation {final_mean(sweep_dir / job):g}"
+        )
+
+
+@pytest.mark.slow
+def test_ray_sweep_on_a_local_instance_gives_each_job_its_own_finished_wandb_run(
+    tmp_path: Path,
+) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = run_py(
+        "-m",
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.init.num_cpus=2",
+        "seed=0,1",
+        "algo=dqn,expected_sarsa",
+        *SHORT,
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [
+        "0_cartpole_dqn_seed0",
+        "1_cartpole_expected_sarsa_seed0",
+        "2_cartpole_dqn_seed1",
+        "3_cartpole_expected_sarsa_seed1",
+    ]
+    assert {name: job["status"] for name, job in statuses(sweep_dir).items()} == dict.fromkeys(
+        jobs, "done"
+    )
+    assert_distinct_finished_runs(sweep_dir, jobs, f"{tmp_path.name}_sweep")
+    for job in jobs:
+        runs = wandb_runs(sweep_dir)[job]
+        (run,) = of_type(runs, "run")
+        assert run.job_type == job.split("_", 2)[2].rsplit("_", 1)[0]
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_gives_each_job_its_own_finished_wandb_run(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = run_py(
+        "-m", "hydra/launcher=submitit_local", "seed=0,1", *SHORT, f"hydra.sweep.dir={sweep_dir}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = ["0_cartpole_dqn_seed0", "1_cartpole_dqn_seed1"]
+    assert_distinct_finished_runs(sweep_dir, jobs, f"{tmp_path.name}_sweep")
+    assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 pruned, 0 failed" in result.stdout
+
+
+@pytest.mark.parametrize("env", ["cartpole", "frozenlake"])
+def test_targets_presets_sweep_four_targets_over_five_seeds(env: str) -> None:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={env}_targets"], return_hydra_config=True)
+    assert cfg.env.name == env
+    assert dict(cfg.hydra.sweeper.params) == {
+        "algo": "dqn,double_dqn,expected_sarsa,softmax",
+        "seed": "range(5)",
+    }
+
+
+def _finished_job(sweep_dir: Path, name: str, rows: list[tuple[int, float]], status: str) -> None:
+    job = sweep_dir / name
+    job.mkdir(parents=True)
+    lines = ["timesteps,episodes,mean_reward"] + [f"{step},10,{value}" for step, value in rows]
+    (job / "evaluations.csv").write_text("\n".join(lines) + "\n")
+    (job / "job_status.json").write_text(json.dumps({"status": status}))
+
+
+def _pruning(sweep_dir: Path, run_dir: Path) -> EvaluationPruning:
+    config = OmegaConf.create({"eval": {"freq": 1000}, "total_timesteps": 3000})
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+    return EvaluationPruning(pruner, run_dir, sweep_dir, config)
+
+
+def test_pruning_stops_a_run_below_the_finished_runs_median(tmp_path: Path) -> None:
+    for seed, scale in enumerate((1.0, 2.0, 3.0, 4.0)):
+        rows = [(1000, 100 * scale), (2000, 200 * scale), (3000, 300 * scale)]
+        _finished_job(tmp_path, f"{seed}_done", rows, "done")
+    _finished_job(tmp_path, "4_failed", [(1000, 1e6)], "failed")  # failed runs do not count
+    pruning = _pruning(tmp_path, tmp_path / "5_running")
+    assert pruning.should_prune([(1000, 249.0)])  # median of 100..400 at step 1000: 250
+    assert not pruning.should_prune([(1000, 251.0)])
+    assert pruning.should_prune([(1000, 251.0), (2000, 499.0)])  # median at 2000: 500
+
+
+def test_pruning_waits_for_its_startup_trials(tmp_path: Path) -> None:
+    for seed in range(3):
+        _finished_job(tmp_path, f"{seed}_done", [(1000, 500.0)], "done")
+    assert not _pruning(tmp_path, tmp_path / "3_running").should_prune([(1000, 1.0)])
+
+
+def test_hparams_search_preset_is_optuna_maximising_with_pruning() -> None:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["hparams_search=cartpole_dqn"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
+    assert "dqn.learning_rate" in sweeper.params
+    assert cfg.hydra.callbacks.pruning.pruner._target_ == "optuna.pruners.MedianPruner"
+
+
+@pytest.mark.slow
+def test_an_optuna_search_reports_its_best_trial_and_prunes(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "search"
+    result = run_py(
+        "-m",
+        "hparams_search=cartpole_dqn",
+        "hydra.sweeper.n_trials=4",
+        "hydra.callbacks.pruning.pruner.n_startup_trials=2",
+        "hydra.callbacks.pruning.pruner.n_warmup_steps=0",
+        "total_timesteps=2000",
+        "eval.freq=1000",
+        "eval.episodes=3",
+        "dqn.learning_starts=500",
+        "progress_bar=false",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = statuses(sweep_dir)
+    assert len(jobs) == 4
+    assert {job["status"] for job in jobs.values()} <= {"done", "pruned"}
+    finals = {name: final_mean(sweep_dir / name) for name in jobs}
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(value for value in finals.values() if value is not None)
+    for name, job in jobs.items():
+        steps = evaluations_steps(sweep_dir / name)
+        if job["status"] == "pruned":  # stopped at its first evaluation, not evaluated again
+            assert steps == [1000]
+        else:  # SB3 ends a run at a whole train_freq (256): 2048
+            assert steps[:2] == [1000, 2000] and steps[-1] >= 2000
+
+
+def evaluations_steps(run_dir: Path) -> list[int]:
+    with (run_dir / "evaluations.csv").open() as file:
+        return [int(row["timesteps"]) for row in csv.DictReader(file)]
