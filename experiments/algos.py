@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from custom.buffers import FrameStackReplayBuffer
 from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
 from custom.schedules import HoldThenLinear, set_exploration_schedule
-from experiments.errors import ConfigError, require_one_of
+from experiments.errors import ConfigError, first_line, require_one_of
 
 #: Hyperparameter families: each is a config block (``dqn.*``, ``ppo.*``) and a folder of
 #: ``conf/hparams/``, shared by every algorithm of the family.
@@ -105,7 +105,7 @@ def algo_arguments(cfg: DictConfig) -> dict[str, Any]:
         ) from None
     except OmegaConfBaseException as error:
         subject = f"algo.kwargs.{error.key}={error.value}"
-        raise ConfigError(subject, str(error).splitlines()[0]) from None
+        raise ConfigError(subject, first_line(str(error))) from None
     return OmegaConf.to_container(merged)  # type: ignore[return-value]
 
 
@@ -164,10 +164,9 @@ def build_model(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
     except (TypeError, ValueError, AssertionError) as error:  # SB3 asserts on a policy misfit
         if isinstance(error, ConfigError):
             raise
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise ConfigError(
             f"algo={cfg.algo.name} on env={cfg.env.name}",
-            f"{spec.cls.__name__} refused this config: {first_line}",
+            f"{spec.cls.__name__} refused this config: {first_line(str(error)) or repr(error)}",
         ) from error
     install_step_schedules(cfg, model)
     return model

@@ -29,7 +29,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from experiments import sweeps
 from experiments.algos import FAMILIES
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, first_line
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -103,14 +103,10 @@ def user_error(error: BaseException) -> str | None:
     if isinstance(error, OmegaConfBaseException):
         return _omegaconf_error(error)
     if isinstance(error, HydraException):
-        return _first_line(str(error))
+        return first_line(str(error))
     if isinstance(error, AssertionError) and "root: NoneType" in str(error):
         return _absent_block()
     return None
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), text)
 
 
 def _missing_config(error: MissingConfigException) -> str:
@@ -125,7 +121,7 @@ def _missing_config(error: MissingConfigException) -> str:
         )
     if group and error.options:
         return f"{group}={choice}: unknown choice; use one of {', '.join(sorted(error.options))}"
-    return _first_line(str(error))
+    return first_line(str(error))
 
 
 def _absent_block() -> str:
@@ -151,7 +147,7 @@ def _parse_error(message: str) -> str:
             f"{override or (dangling or ['an override'])[0]}: ends with a comma; a comma "
             "separates the values of a sweep (python run.py -m key=a,b), so drop the last one"
         )
-    return f"{override or 'an override'}: cannot be parsed ({_first_line(message)})"
+    return f"{override or 'an override'}: cannot be parsed ({first_line(message)})"
 
 
 def _omegaconf_error(error: OmegaConfBaseException) -> str:
@@ -162,5 +158,5 @@ def _omegaconf_error(error: OmegaConfBaseException) -> str:
     if isinstance(error, ValidationError):
         value = getattr(error, "value", None)
         subject = f"{key}={value}" if value is not None else key
-        return f"{subject}: {_first_line(str(error))}"
-    return f"{key}: {_first_line(str(error))}"
+        return f"{subject}: {first_line(str(error))}"
+    return f"{key}: {first_line(str(error))}"

@@ -23,3 +23,8 @@ def require_one_of(key: str, value: object, allowed: Iterable[str]) -> None:
     names = list(allowed)
     if value not in names:
         raise ConfigError(f"{key}={value}", f"unknown choice; use one of {', '.join(names)}")
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of a library's message: the part a one-line error can show."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)

@@ -8,7 +8,7 @@ import logging
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -84,13 +84,20 @@ def _build(cfg: DictConfig) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
     validate(cfg)
     for warning in config_warnings(cfg):
         log.warning(f"WARNING: {warning}")
+    return _envs_and_model(cfg, build_model)
+
+
+def _envs_and_model(
+    cfg: DictConfig, make_model: Callable[[DictConfig, VecEnv], BaseAlgorithm]
+) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
+    """The training env, the evaluation env and ``make_model(cfg, env)``; no env left open."""
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     env = _make_env(cfg, training=True)
     eval_env = None
     try:
         eval_env = _make_env(cfg, training=False)
-        return env, eval_env, build_model(cfg, env)
+        return env, eval_env, make_model(cfg, env)
     except BaseException:
         env.close()
         if eval_env is not None:
@@ -140,21 +147,15 @@ def _resume(
         _move_log_file(fresh_dir, resume.run_dir)
     if resume.state.step >= resume.cfg.total_timesteps:
         raise AlreadyFinished(resume)
-    if resume.cfg.torch_threads:
-        torch.set_num_threads(resume.cfg.torch_threads)
-    env = _make_env(resume.cfg, training=True)
-    eval_env = None
-    try:
-        eval_env = _make_env(resume.cfg, training=False)
+
+    def restore(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
         model = resumed_model(resume, env)
         # New games after the restart rather than the run's first ones again.
-        env.seed(int(resume.cfg.seed) + model.num_timesteps)
-        return resume, env, eval_env, model
-    except BaseException:
-        env.close()
-        if eval_env is not None:
-            eval_env.close()
-        raise
+        env.seed(int(cfg.seed) + model.num_timesteps)
+        return model
+
+    env, eval_env, model = _envs_and_model(resume.cfg, restore)
+    return resume, env, eval_env, model
 
 
 def train(
