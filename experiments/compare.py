@@ -3,7 +3,9 @@
 Each DIR is a run dir (``outputs/DATE/TIME_.../``) or a sweep dir (``multirun/DATE/TIME/``,
 one run dir per job), in any mix. A run counts when it has ``.hydra/config.yaml`` and an
 ``evaluations.csv`` whose last row reached ``total_timesteps``; any other dir is skipped with
-one warning line. Runs are grouped by env (its name and ``make_kwargs``), then by ``algo.name``.
+one warning line. Runs are grouped by env (its name and ``make_kwargs``), then by ``algo.name``,
+or by any other config key with ``--by KEY`` (``--by dqn.learning_rate`` for a learning-rate
+sweep).
 
 Writes to ``--out`` (default: the first DIR):
 
@@ -52,6 +54,8 @@ DEFAULT_METRIC = "mean_reward"
 #: 2,000 take about 2 s per algo's IQM/mean CIs and 8 s per pair's P(X > Y) (50,000: 43 s and
 #: 81 s), and the CI bounds moved by about 1 % of the CI's width between bootstrap seeds.
 DEFAULT_REPS = 2000
+#: Runs are compared by their algorithm unless ``--by`` names another config key.
+DEFAULT_BY = "algo.name"
 CONFIDENCE = 0.95
 TABLE_NAME = "comparison.md"
 PLOT_NAME = "learning_curves.png"
@@ -73,7 +77,8 @@ class Run:
     :param env: the group label: the env's name, plus its ``make_kwargs`` when it has any.
     :param env_id: the gymnasium id, to rebuild the env for a reference value.
     :param make_kwargs: the env's ``gym.make`` keyword arguments.
-    :param algo: ``algo.name``.
+    :param algo: the label the runs are compared by: ``algo.name``, or ``KEY=value`` for
+        ``--by KEY``.
     :param seed: the run's seed.
     :param evaluations: ``evaluations.csv`` in file order; columns by name, extra ones kept.
     """
@@ -155,8 +160,19 @@ def load_evaluations(run_dir: Path, total_timesteps: int) -> pd.DataFrame:
     return table
 
 
-def load_run(run_dir: Path) -> Run:
-    """A finished run from its dir.
+def run_label(cfg: DictConfig, by: str) -> str:
+    """What a run is compared by: its algo's name, or ``KEY=value`` for any other config key.
+
+    ``--by dqn.learning_rate`` compares the runs of a learning-rate sweep; a run without the
+    key is labelled ``KEY=None``.
+    """
+    if by == DEFAULT_BY:
+        return str(cfg.algo.name)
+    return f"{by}={OmegaConf.select(cfg, by, default=None)}"
+
+
+def load_run(run_dir: Path, by: str = DEFAULT_BY) -> Run:
+    """A finished run from its dir, labelled by the config key ``by``.
 
     :raises NotARun: when the dir lacks a readable config or a finished evaluations table.
     """
@@ -168,7 +184,7 @@ def load_run(run_dir: Path) -> Run:
         env=env_label(cfg.env),
         env_id=str(cfg.env.id),
         make_kwargs=dict(kwargs),  # type: ignore[arg-type]
-        algo=str(cfg.algo.name),
+        algo=run_label(cfg, by),
         seed=int(cfg.seed),
         evaluations=evaluations,
     )
@@ -186,7 +202,7 @@ def candidate_dirs(input_dir: Path) -> list[Path]:
     return sorted(p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def find_runs(inputs: Sequence[Path]) -> list[Run]:
+def find_runs(inputs: Sequence[Path], by: str = DEFAULT_BY) -> list[Run]:
     """Every finished run under ``inputs``, each once; a warning for each dir that is not one.
 
     :raises CompareError: for an input that is not a dir or that holds no finished run.
@@ -198,7 +214,7 @@ def find_runs(inputs: Sequence[Path]) -> list[Run]:
         found = 0
         for candidate in candidate_dirs(input_dir):
             try:
-                run = load_run(candidate)
+                run = load_run(candidate, by)
             except NotARun as reason:
                 warn(f"skipped {candidate}: {reason}")
                 continue
@@ -534,6 +550,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--reps", type=int, default=DEFAULT_REPS, help="bootstrap replications (%(default)s)"
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (%(default)s)")
+    parser.add_argument(
+        "--by",
+        default=DEFAULT_BY,
+        metavar="KEY",
+        help="config key to compare by, e.g. dqn.learning_rate (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.reps < 1:
         raise CompareError(f"--reps must be >= 1, got {args.reps}")
@@ -546,12 +568,14 @@ def compare(
     metric: str = DEFAULT_METRIC,
     reps: int = DEFAULT_REPS,
     seed: int = 0,
+    by: str = DEFAULT_BY,
 ) -> list[EnvComparison]:
     """Read the runs under ``inputs``, write the table and the plot into ``out``.
 
+    :param by: the config key whose value tells the compared groups apart (default: the algo).
     :raises CompareError: for inputs without runs or an unknown metric.
     """
-    runs = with_metric(find_runs(inputs), metric)
+    runs = with_metric(find_runs(inputs, by), metric)
     groups = group_runs(runs)
     results = [compare_env(env, algos, metric, reps, seed) for env, algos in groups.items()]
     if out.exists() and not out.is_dir():
@@ -568,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         out = args.out if args.out is not None else args.dirs[0]
-        compare(args.dirs, out, args.metric, args.reps, args.seed)
+        compare(args.dirs, out, args.metric, args.reps, args.seed, args.by)
     except CompareError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -162,6 +162,28 @@ def test_run_dirs_and_sweep_dirs_mix_and_count_once(tmp_path: Path) -> None:
     assert sorted(run.seed for run in result.runs["dqn"]) == [0, 1, 5]
 
 
+def test_by_compares_runs_of_one_algo_by_any_config_key(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "sweep", {"dqn": [1.0, 2.0, 3.0, 4.0]})
+    for job in sorted(sweep.iterdir()):
+        config_file = job / ".hydra" / "config.yaml"
+        config = yaml.safe_load(config_file.read_text())
+        config["dqn"] = {"learning_rate": 0.001 if config["seed"] < 2 else 0.01}
+        config_file.write_text(yaml.safe_dump(config))
+
+    (by_algo,) = cmp.compare([sweep], tmp_path / "algo", reps=REPS)
+    (by_lr,) = cmp.compare([sweep], tmp_path / "lr", reps=REPS, by="dqn.learning_rate")
+    (no_key,) = cmp.compare([sweep], tmp_path / "none", reps=REPS, by="dqn.tau")
+
+    assert list(by_algo.runs) == ["dqn"]
+    low, high = by_lr.runs["dqn.learning_rate=0.001"], by_lr.runs["dqn.learning_rate=0.01"]
+    assert [run.final("mean_reward") for run in low + high] == [1.0, 2.0, 3.0, 4.0]
+    assert (
+        "| dqn.learning_rate=0.001 | dqn.learning_rate=0.01 |"
+        in (tmp_path / "lr" / "comparison.md").read_text()
+    )
+    assert list(no_key.runs) == ["dqn.tau=None"]
+
+
 def test_extra_columns_are_tolerated_and_metric_picks_one(tmp_path: Path) -> None:
     for seed, wall in enumerate([30.0, 10.0, 20.0]):
         extra = {"wall_time_s": [wall / 2, wall], "truncated": [0, 1]}
