@@ -157,6 +157,8 @@ class SweepMonitor(Callback):
             detail = f"final evaluation {value:g}" if isinstance(value, float) else "no evaluation"
             if status == "skipped":
                 detail += " (finished before; not run again)"
+            if "resumed" in _job_note:
+                detail = f"resumed from its checkpoint at step {_job_note['resumed']}; {detail}"
             if _job_note.get("pruned"):
                 status = "pruned"
                 detail = f"{_job_note['pruned']}; {detail}"
@@ -261,7 +263,8 @@ def failure_line() -> str | None:
 
 
 def run_job(cfg: DictConfig, train: Callable[..., Path]) -> float | None:
-    """Run one job; in a sweep, skip it when its dir already holds a finished run.
+    """Run one job; in a sweep, skip it when its dir already holds a finished run, and resume
+    it from its latest checkpoint when it was interrupted (Ctrl-C, SIGTERM, a killed node).
 
     In a sweep, ``train`` also gets the SB3 callbacks that the sweep's Hydra callbacks set up
     for this job (:class:`Pruning`), and torch gets :func:`threads_per_job`.
@@ -270,6 +273,9 @@ def run_job(cfg: DictConfig, train: Callable[..., Path]) -> float | None:
     :param train: ``experiments.train.train``, which returns the run dir
     :return: the final evaluation mean, or None when the run made no evaluation
     """
+    # Here, not at the top: experiments.checkpoints imports experiments.cli, which imports this.
+    from experiments.checkpoints import latest_checkpoint, read_state
+
     if in_multirun():
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         if is_finished(run_dir, cfg.total_timesteps):
@@ -278,7 +284,15 @@ def run_job(cfg: DictConfig, train: Callable[..., Path]) -> float | None:
         threads = threads_per_job(cfg)
         if threads is not None:
             cfg.torch_threads = threads
-        return final_mean(train(cfg, callbacks=list(_job_callbacks)))
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            return final_mean(train(cfg, callbacks=list(_job_callbacks)))
+        # As `python run.py resume=RUN_DIR torch_threads=N`: the job's own saved config, this
+        # launcher's threads, the same W&B run.
+        note_job(resumed=read_state(checkpoint).step)
+        cfg.resume = str(run_dir)
+        overrides = [f"torch_threads={cfg.torch_threads}"] if threads is not None else []
+        return final_mean(train(cfg, overrides=overrides, callbacks=list(_job_callbacks)))
     return final_mean(train(cfg))
 
 

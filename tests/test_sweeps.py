@@ -67,6 +67,12 @@ def wandb_runs(sweep_dir: Path) -> dict[str, list[Any]]:
     return runs
 
 
+def evaluation_steps(run_dir: Path) -> list[int]:
+    """The env steps of the rows of a run's ``evaluations.csv``."""
+    with (run_dir / "evaluations.csv").open() as file:
+        return [int(row["timesteps"]) for row in csv.DictReader(file)]
+
+
 def of_type(run_records: list[Any], kind: str) -> list[Any]:
     return [getattr(r, kind) for r in run_records if r.WhichOneof("record_type") == kind]
 
@@ -298,3 +304,41 @@ def test_an_optuna_search_reports_its_best_trial_and_prunes(tmp_path: Path) -> N
 def evaluations_steps(run_dir: Path) -> list[int]:
     with (run_dir / "evaluations.csv").open() as file:
         return [int(row["timesteps"]) for row in csv.DictReader(file)]
+
+
+def test_the_same_sweep_again_resumes_an_interrupted_job(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    arguments = (
+        "-m",
+        "seed=0,1",
+        *SHORT,
+        "checkpoint.freq=1000",
+        "eval.freq=500",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert run_py(*arguments).returncode == 0
+    # What a stop at step 1000 leaves (SIGINT, SIGTERM or a killed node after a checkpoint):
+    # no model, no final checkpoint, evaluations up to the stop.
+    interrupted = sweep_dir / "0_cartpole_dqn_seed0"
+    uninterrupted_steps = evaluation_steps(interrupted)
+    (interrupted / "model.zip").unlink()
+    first, *later = sorted((interrupted / "checkpoints").iterdir())
+    assert first.name.endswith("1000") and later
+    for path in later:
+        for file in sorted(path.iterdir()):
+            file.unlink()
+        path.rmdir()
+    assert not is_finished(interrupted, 1500)
+
+    again = run_py(*arguments)
+
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"sweep {sweep_dir}: 2 jobs, 1 done, 1 skipped, 0 pruned, 0 failed" in again.stdout
+    detail = statuses(sweep_dir)["0_cartpole_dqn_seed0"]["detail"]
+    assert detail.startswith("resumed from its checkpoint at step 1000; final evaluation ")
+    assert is_finished(interrupted, 1500)
+    # the rows up to the checkpoint kept, then training continued from there: no row twice
+    steps = evaluation_steps(interrupted)
+    kept = [step for step in uninterrupted_steps if step <= 1000]
+    assert steps[: len(kept)] == kept and steps == sorted(set(steps)) and steps[-1] >= 1500
+    assert len(list(interrupted.glob("wandb/offline-run-*"))) >= 1
