@@ -262,4 +262,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
             ).reshape(-1, 1),
             self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env),
         )
-        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+        # Every array above is a fresh result of fancy indexing or arithmetic: wrap it without
+        # another copy (on a GPU, as_tensor still copies to the device).
+        tensors = (self.to_torch(array, copy=False) for array in data)  # type: ignore[arg-type]
+        return ReplayBufferSamples(*tensors)

@@ -7,13 +7,16 @@ it acts). With the default hook the update is numerically identical to SB3's DQN
 :mod:`custom.losses`.
 """
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import PyTorchObs
+from stable_baselines3.common.type_aliases import PyTorchObs, ReplayBufferSamples
 from stable_baselines3.common.utils import ConstantSchedule
 
 from custom.losses import loss_function
@@ -25,6 +28,8 @@ from custom.targets import (
     softmax_probs,
     softmax_values,
 )
+
+log = logging.getLogger(__name__)
 
 SB3_DQN_TRAIN_VERSION = "2.9.2"
 """The stable-baselines3 release whose ``DQN.train`` :meth:`TargetDQN.train` copies."""
@@ -39,8 +44,8 @@ changed must be ported into :meth:`TargetDQN.train` before these two constants m
 class TargetDQN(DQN):
     """SB3's DQN whose TD target asks :meth:`next_state_values` for ``V(s')``.
 
-    Takes DQN's constructor arguments plus ``loss``. Its policy names resolve to
-    :mod:`custom.policies`, which add ``policy_kwargs=dict(dueling=True)`` and
+    Takes DQN's constructor arguments plus ``loss`` and ``compile_update``. Its policy names
+    resolve to :mod:`custom.policies`, which add ``policy_kwargs=dict(dueling=True)`` and
     ``policy_kwargs=dict(network="reference")``.
     Besides SB3's keys it logs ``train/q_mean`` (mean Q of the actions taken) and
     ``train/target_mean`` (mean TD target), the first things to look at when values diverge.
@@ -49,72 +54,149 @@ class TargetDQN(DQN):
     :param loss: TD loss on the taken action, a name in :data:`custom.losses.LOSSES`:
         ``"smooth_l1"`` (SB3's, the default) or ``"reference"`` (the reference agent's,
         :func:`custom.losses.reference_huber`). Saved with the model.
+    :param compile_update: run the update's forward and backward passes through
+        ``torch.compile``: the eager update's numbers to float rounding, faster for
+        convolutional networks (docs/benchmarks/compiled_update.md). Compilation happens in
+        the first gradient step (``compile_seconds``); where it fails the update runs eagerly,
+        with a warning. Saved with the model.
     :param kwargs: keyword arguments of DQN
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES
 
-    def __init__(self, *args: Any, loss: str = "smooth_l1", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, loss: str = "smooth_l1", compile_update: bool = False, **kwargs: Any
+    ) -> None:
         loss_function(loss)  # fail on a bad name before SB3 builds env, buffer and networks
-        # A plain attribute: SB3's save() stores it and load() restores it before training.
+        # Plain attributes: SB3's save() stores them and load() restores them before training.
         self.loss = loss
+        self.compile_update = compile_update
+        #: Seconds the first compiled gradient step took (compilation included); None until
+        #: then, or when the update runs eagerly.
+        self.compile_seconds: float | None = None
         super().__init__(*args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._use_networks(compiled=self.compile_update)
+
+    def _excluded_save_params(self) -> list[str]:
+        # Compiled wrappers are rebuilt by _setup_model on load; the time is this process's.
+        return [*super()._excluded_save_params(), "_online_q", "_target_q", "compile_seconds"]
+
+    def _use_networks(self, compiled: bool) -> None:
+        """Route the update's forward passes through ``torch.compile``d networks, or not.
+
+        Only the update uses the compiled ones (fixed batch shapes, one graph each); acting
+        and evaluation keep the eager ``q_net``. The wrappers share the modules' parameters,
+        so saving, loading and the target copy see no difference.
+        """
+        self._online_q: Callable[[PyTorchObs], th.Tensor] = self.q_net
+        self._target_q: Callable[[PyTorchObs], th.Tensor] = self.q_net_target
+        if compiled:
+            self._online_q = th.compile(self.q_net, dynamic=False)
+            self._target_q = th.compile(self.q_net_target, dynamic=False)
+
+    def online_q(self, obs: PyTorchObs) -> th.Tensor:
+        """``Q_online(obs, .)`` as the update computes it (compiled when ``compile_update``)."""
+        return self._online_q(obs)
+
+    def target_q(self, obs: PyTorchObs) -> th.Tensor:
+        """``Q_target(obs, .)`` as the update computes it (compiled when ``compile_update``)."""
+        return self._target_q(obs)
 
     def next_state_values(self, next_obs: PyTorchObs) -> th.Tensor:
         """Bootstrap value ``V(s')`` of a batch of next observations; called under no_grad.
 
-        Default: Q-learning, ``max_a Q_target(s', a)``.
+        Default: Q-learning, ``max_a Q_target(s', a)``. Overrides should evaluate the networks
+        through :meth:`target_q` and :meth:`online_q`, which are compiled with the update.
 
         :param next_obs: next observations, batched
         :return: values, (batch,)
         """
-        return max_values(self.q_net_target(next_obs))
+        return max_values(self.target_q(next_obs))
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        # SB3 2.9.2's DQN.train (SB3_DQN_TRAIN_SHA256), line for line, except for the hook,
-        # the loss function and the two extra logs.
+        # SB3 2.9.2's DQN.train (SB3_DQN_TRAIN_SHA256), step for step, except for the hook, the
+        # loss function, the optional compilation, and logging: losses and means stay tensors
+        # and sync once per call instead of once per gradient step.
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        loss_fn = loss_function(self.loss)
 
-        losses = []
-        q_taken, targets = [], []
+        losses, q_taken, targets = [], [], []
         for _ in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-
-            with th.no_grad():
-                next_q_values = self.next_state_values(replay_data.next_observations)
-                # Avoid potential broadcast issue
-                next_q_values = next_q_values.reshape(-1, 1)
-                target_q_values = (
-                    replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-                )
-
-            current_q_values = self.q_net(replay_data.observations)
-            current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
-
-            loss = loss_fn(current_q_values, target_q_values)
-            losses.append(loss.item())
-            q_taken.append(current_q_values.detach())
+            if self.compile_update and self.compile_seconds is None:
+                loss, current_q_values, target_q_values = self._first_compiled_step(replay_data)
+            else:
+                loss, current_q_values, target_q_values = self._gradient_step(replay_data)
+            losses.append(loss)
+            q_taken.append(current_q_values)
             targets.append(target_q_values)
-
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
 
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", np.mean(losses))
-        # Both means in one op and one sync per call: per-step means would cost a few percent
-        # of a small network's update.
-        stats = th.cat(q_taken + targets, dim=1).reshape(-1, 2, gradient_steps)
-        q_mean, target_mean = stats.mean(dim=(0, 2)).tolist()
+        # The three means with one sync per call: an .item() per step would cost a few
+        # percent of a small network's update.
+        means = [th.stack(losses).mean(), th.cat(q_taken).mean(), th.cat(targets).mean()]
+        loss_mean, q_mean, target_mean = th.stack(means).tolist()
+        self.logger.record("train/loss", loss_mean)
         self.logger.record("train/q_mean", q_mean)
         self.logger.record("train/target_mean", target_mean)
+
+    def _gradient_step(
+        self, replay_data: ReplayBufferSamples
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """One update on a sampled batch; returns the loss, ``Q(s, a)`` and the TD target."""
+        # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+        with th.no_grad():
+            next_q_values = self.next_state_values(replay_data.next_observations)
+            # Avoid potential broadcast issue
+            next_q_values = next_q_values.reshape(-1, 1)
+            target_q_values = (
+                replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+            )
+
+        current_q_values = self.online_q(replay_data.observations)
+        current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
+
+        loss = loss_function(self.loss)(current_q_values, target_q_values)
+
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+        return loss.detach(), current_q_values.detach(), target_q_values
+
+    def _first_compiled_step(
+        self, replay_data: ReplayBufferSamples
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """The first compiled update, timed; where compilation fails, the update runs eagerly.
+
+        Compilation happens here (forward) and in the backward pass, before the optimizer
+        steps, so a failure leaves the parameters untouched and the eager retry is the same
+        update.
+        """
+        start = time.perf_counter()
+        try:
+            result = self._gradient_step(replay_data)
+        except Exception as error:  # any compiler failure: no C++ compiler, unsupported op...
+            message = str(error).strip().splitlines()
+            log.warning(
+                "torch.compile failed (%s: %s); training with the eager update instead",
+                type(error).__name__,
+                message[0] if message else "",
+            )
+            self.compile_update = False
+            self._use_networks(compiled=False)
+            return self._gradient_step(replay_data)
+        self.compile_seconds = time.perf_counter() - start
+        log.info("compiled the update in %.1f s", self.compile_seconds)
+        self.logger.record("train/compile_seconds", self.compile_seconds)
+        return result
 
 
 class DoubleDQN(TargetDQN):
@@ -125,7 +207,7 @@ class DoubleDQN(TargetDQN):
     """
 
     def next_state_values(self, next_obs: PyTorchObs) -> th.Tensor:
-        return double_q_values(self.q_net_target(next_obs), self.q_net(next_obs))
+        return double_q_values(self.target_q(next_obs), self.online_q(next_obs))
 
 
 class ExpectedSarsaDQN(TargetDQN):
@@ -137,7 +219,7 @@ class ExpectedSarsaDQN(TargetDQN):
     """
 
     def next_state_values(self, next_obs: PyTorchObs) -> th.Tensor:
-        return expected_sarsa_values(self.q_net_target(next_obs), self.exploration_rate)
+        return expected_sarsa_values(self.target_q(next_obs), self.exploration_rate)
 
 
 class SoftmaxDQN(TargetDQN):
@@ -169,7 +251,7 @@ class SoftmaxDQN(TargetDQN):
         self.logger.record("train/temperature", self.temperature)
 
     def next_state_values(self, next_obs: PyTorchObs) -> th.Tensor:
-        return softmax_values(self.q_net_target(next_obs), self.temperature)
+        return softmax_values(self.target_q(next_obs), self.temperature)
 
     def predict(
         self,

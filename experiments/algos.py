@@ -125,6 +125,8 @@ def algo_kwargs(cfg: DictConfig) -> dict[str, Any]:
         params["learning_rate"] = LinearSchedule(initial, final, block.learning_rate_fraction)
     if spec.replay:
         params.update(_replay_kwargs(block.replay))
+    if spec.family == "dqn":
+        params["compile_update"] = params.pop("compile")
     params.update(algo_arguments(cfg))
     return params
 

@@ -294,3 +294,48 @@ def test_softmax_predict_single_observation_is_unbatched() -> None:
 def test_softmax_rejects_non_positive_temperature(temperature: float) -> None:
     with pytest.raises(ValueError, match="temperature"):
         SoftmaxDQN("MlpPolicy", ENV, temperature=temperature)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", [TargetDQN, ExpectedSarsaDQN])
+def test_compiled_update_matches_eager_after_100_updates(
+    cls: type[TargetDQN], tmp_path: Path
+) -> None:
+    """torch.compile changes the speed only; expected SARSA's epsilon changes every step."""
+
+    def learned(compile_update: bool) -> TargetDQN:
+        model = cls("MlpPolicy", ENV, **{**KWARGS, "compile_update": compile_update})
+        return model.learn(KWARGS["learning_starts"] + 100)  # one update per step after that
+
+    eager, compiled = learned(False), learned(True)
+
+    assert compiled._n_updates == eager._n_updates == 100
+    assert compiled.compile_update and compiled.compile_seconds is not None
+    assert eager.compile_seconds is None
+    expected = _params(eager)
+    for key, value in _params(compiled).items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=1e-5, msg=key)
+    compiled.save(tmp_path / "model.zip")
+    loaded = cls.load(tmp_path / "model.zip")
+    assert loaded.compile_update and loaded.compile_seconds is None
+    _assert_same_params(_params(compiled), _params(loaded))
+
+
+def test_update_runs_eagerly_where_compilation_fails(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_compiler(module: torch.nn.Module, **_: Any) -> Any:
+        def fail(*args: Any) -> Any:
+            raise RuntimeError("no C++ compiler found\nsecond line")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    eager = _learned(TargetDQN)
+    with caplog.at_level("WARNING", logger="custom.dqn"):
+        fallen_back = TargetDQN("MlpPolicy", ENV, **KWARGS, compile_update=True).learn(STEPS)
+
+    assert "torch.compile failed (RuntimeError: no C++ compiler found)" in caplog.text
+    assert not fallen_back.compile_update and fallen_back.compile_seconds is None
+    # the failed first step changed nothing: the same update ran eagerly
+    _assert_same_params(_params(eager), _params(fallen_back))
