@@ -172,10 +172,21 @@ def stock_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """Stock DQN's arguments: the shared keys of our ``dqn`` block, the same fixed epsilon."""
     dqn: dict[str, Any] = OmegaConf.to_container(cfg.dqn, resolve=True)  # type: ignore[assignment]
     kwargs = {key: dqn[key] for key in SHARED_KEYS}
+    kwargs["policy_kwargs"] = stock_policy_kwargs(dqn["policy_kwargs"])
     epsilon = dqn["exploration_initial_eps"]
     assert epsilon == dqn["exploration_final_eps"], "the benchmark needs one fixed epsilon"
     kwargs.update(exploration_initial_eps=epsilon, exploration_final_eps=epsilon)
     return kwargs
+
+
+def stock_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Our policy arguments without our speed-ups: SB3's default (foreach) Adam, not fused.
+
+    The fused kernel computes the same update to float rounding; stock SB3 does not ask for it.
+    """
+    optimizer_kwargs = dict(policy_kwargs.get("optimizer_kwargs", {}))
+    optimizer_kwargs.pop("fused", None)
+    return {**policy_kwargs, "optimizer_kwargs": optimizer_kwargs}
 
 
 def build_stock(cfg: DictConfig) -> Side:
@@ -255,7 +266,8 @@ def device_name(device: torch.device) -> str:
 
 def header(args: argparse.Namespace, cfg: DictConfig, load: float) -> list[str]:
     """Title, exact command, machine facts and the shared hyperparameters."""
-    shared = {key: OmegaConf.select(cfg, f"dqn.{key}") for key in SHARED_KEYS}
+    dqn: dict[str, Any] = OmegaConf.to_container(cfg.dqn, resolve=True)  # type: ignore[assignment]
+    shared = {key: dqn[key] for key in SHARED_KEYS}
     shared.pop("train_freq")
     compile_value = OmegaConf.select(cfg, "dqn.compile", default="(no such key)")
     return [
@@ -273,7 +285,8 @@ def header(args: argparse.Namespace, cfg: DictConfig, load: float) -> list[str]:
         f"(TargetDQN, frame-once replay, reference preprocessing; dqn.compile: {compile_value}); "
         f"stock: `DQN('CnnPolicy')` on `make_atari_env('{STOCK_ENV_ID}', "
         f"env_kwargs={STOCK_ENV_KWARGS})` + `VecFrameStack(4)`, SB3's ReplayBuffer",
-        f"- shared: {shared}; epsilon fixed at {args.epsilon}; seed {args.seed}",
+        f"- shared: {shared}; epsilon fixed at {args.epsilon}; seed {args.seed}; stock's "
+        f"policy_kwargs: {stock_policy_kwargs(shared['policy_kwargs'])} (SB3's own Adam)",
         f"- each window: {args.warmup} untimed warm-up updates, then {args.steps} timed env "
         f"steps; {args.repeats} repeats, sides in alternating order; ratio = median over "
         "repeats of (ours / stock env steps per second in the same repeat)",

@@ -77,7 +77,6 @@ PLAIN_KEYS = (
     "train_freq",
     "gradient_steps",
     "target_update_interval",
-    "exploration_fraction",
     "exploration_initial_eps",
     "exploration_final_eps",
     "max_grad_norm",
@@ -154,11 +153,23 @@ def plain_env(cfg: dict[str, Any]) -> VecEnv:
     )
 
 
+def exploration_fraction(dqn: dict[str, Any], total_timesteps: int) -> float:
+    """SB3's ``exploration_fraction`` for run.py's epsilon schedule.
+
+    An anneal over ``exploration_anneal_steps`` env steps (held for none) is SB3's linear
+    schedule over that fraction of the run, also a fraction above 1 (a run shorter than the
+    anneal).
+    """
+    if dqn["exploration_anneal_steps"] is None:
+        return dqn["exploration_fraction"]
+    return dqn["exploration_anneal_steps"] / total_timesteps
+
+
 def plain_train(cfg: dict[str, Any]) -> None:
     """Train SB3's DQN with the values of run.py's composed config ``cfg`` (resolved)."""
     dqn = cfg["dqn"]
     # What SB3's DQN cannot express must be at its stock value, else the work would differ.
-    assert dqn["exploration_anneal_steps"] is None and dqn["loss"] == "smooth_l1", dqn
+    assert dqn["loss"] == "smooth_l1" and dqn["exploration_hold_steps"] == 0, dqn
     if cfg["torch_threads"]:
         torch.set_num_threads(cfg["torch_threads"])
     learning_rate = dqn["learning_rate"]
@@ -173,6 +184,7 @@ def plain_train(cfg: dict[str, Any]) -> None:
         seed=cfg["seed"],
         device=cfg["device"],
         **{key: dqn[key] for key in PLAIN_KEYS},
+        exploration_fraction=exploration_fraction(dqn, cfg["total_timesteps"]),
     )
     model.learn(cfg["total_timesteps"])
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stable_baselines3.common.utils import LinearSchedule
 
-from benchmarks.breakout_throughput import median_ratio, window_start
+from benchmarks.breakout_throughput import median_ratio, stock_policy_kwargs, window_start
 from benchmarks.framework_overhead import (
+    exploration_fraction,
     final_evaluation_seconds,
     paired_ratios,
     rotated,
     steady_rate,
 )
+from custom.schedules import HoldThenLinear
 
 
 @pytest.mark.parametrize(
@@ -58,3 +61,18 @@ def test_final_evaluation_seconds_reads_the_last_row(tmp_path: Path) -> None:
         "timesteps,episodes,wall_time_s\n5000,10,1.5\n10000,10,2.25\n"
     )
     assert final_evaluation_seconds(tmp_path) == 2.25
+
+
+@pytest.mark.parametrize("total", [6_000, 2_000_000])
+def test_plain_epsilon_follows_run_py_step_schedule(total: int) -> None:
+    dqn = {"exploration_anneal_steps": 1_000_000, "exploration_fraction": 0.1}
+    sb3 = LinearSchedule(1.0, 0.01, exploration_fraction(dqn, total))
+    ours = HoldThenLinear(1.0, 0.01, hold_steps=0, anneal_steps=1_000_000)
+    for step in (0, 1_000, total // 2, total):
+        assert sb3(1 - step / total) == pytest.approx(ours(step))
+
+
+def test_stock_policy_kwargs_drop_the_fused_adam_only() -> None:
+    ours = {"net_arch": [64], "optimizer_kwargs": {"eps": 1e-8, "fused": True}}
+    assert stock_policy_kwargs(ours) == {"net_arch": [64], "optimizer_kwargs": {"eps": 1e-8}}
+    assert ours["optimizer_kwargs"] == {"eps": 1e-8, "fused": True}
