@@ -247,7 +247,7 @@ def section(train_freq: int, ours: Side, stock: Side, steps: int) -> list[str]:
     lines += [
         "",
         f"Median ratio ours / stock: **{median:.3f}** (target >= {TARGET}: {verdict}; "
-        f"aim {AIM}: {median / AIM:.0%} of the way). {compiled}.",
+        f"aim {AIM}). {compiled}.",
     ]
     return lines
 

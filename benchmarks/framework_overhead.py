@@ -116,7 +116,7 @@ def setups(has_compile: bool) -> dict[str, Setup]:
         "dqn.replay.kind=standard",
     )
     return {
-        "cartpole": Setup("CartPole", ("env=cartpole", "algo=dqn"), 10_240, 51_200, {"run.py": ()}),
+        "cartpole": Setup("CartPole", ("env=cartpole", "algo=dqn"), 10_240, 30_720, {"run.py": ()}),
         "breakout": Setup(
             "Breakout",
             (
@@ -126,7 +126,7 @@ def setups(has_compile: bool) -> dict[str, Setup]:
                 "dqn.buffer_size=20000",
             ),
             2_000,
-            6_000,
+            5_000,
             breakout,
         ),
     }
