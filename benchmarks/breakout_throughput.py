@@ -287,6 +287,9 @@ def header(args: argparse.Namespace, cfg: DictConfig, load: float) -> list[str]:
         f"env_kwargs={STOCK_ENV_KWARGS})` + `VecFrameStack(4)`, SB3's ReplayBuffer",
         f"- shared: {shared}; epsilon fixed at {args.epsilon}; seed {args.seed}; stock's "
         f"policy_kwargs: {stock_policy_kwargs(shared['policy_kwargs'])} (SB3's own Adam)",
+        "- both sides: `model.learn()` with SB3's default logger and no other callback than "
+        "the timer (run.py's own callbacks, logging and progress bar: "
+        "docs/benchmarks/framework_overhead.md)",
         f"- each window: {args.warmup} untimed warm-up updates, then {args.steps} timed env "
         f"steps; {args.repeats} repeats, sides in alternating order; ratio = median over "
         "repeats of (ours / stock env steps per second in the same repeat)",
