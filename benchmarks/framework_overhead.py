@@ -1,6 +1,6 @@
 """Framework overhead: ``python run.py`` vs a plain SB3 script doing the same training.
 
-    python -m benchmarks.framework_overhead [--repeats 3] [--envs cartpole breakout]
+    python -m benchmarks.framework_overhead [--repeats 3 [3]] [--envs cartpole breakout]
         [--logger wandb]
 
 Both sides run as a user runs them: a subprocess each, on a terminal (a pseudo-terminal, so
@@ -363,19 +363,22 @@ def header(args: argparse.Namespace, load: float) -> list[str]:
         f"stable-baselines3 {stable_baselines3.__version__}, {platform.platform()}",
         f"- run.py: defaults (progress bar on a pseudo-terminal, checkpoints, training "
         f"statistics, {logger}) plus `{' '.join(RUN_PY_ONLY)}`; the plain script: SB3's DQN "
-        "with the same config values, torch threads and seed, no callbacks, no progress bar",
+        "with the same config values (policy_kwargs as they are, fused Adam included; run.py's "
+        "step-based epsilon anneal as SB3's exploration_fraction), torch threads and seed, no "
+        "callbacks, no progress bar",
         "- env steps/s = (long - short) / (T_long - T_short), T net of run.py's final "
-        f"evaluation; {args.repeats} repeats, every (side, length) once per repeat in a "
+        f"evaluation; repeats per env: {args.repeats}, every (side, length) once per repeat in a "
         "rotating order; ratio = run.py's rate / the plain script's in the same repeat",
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, nargs="+", default=[3], help="per env, or one")
     parser.add_argument("--envs", nargs="+", choices=("cartpole", "breakout"),
                         default=["cartpole", "breakout"])  # fmt: skip
     parser.add_argument("--logger", choices=("wandb", "none"), default="wandb")
+    parser.add_argument("--threads", type=int, help="torch_threads=N on both sides")
     parser.add_argument("--short", type=int, nargs="+", help="short length per env (override)")
     parser.add_argument("--long", type=int, nargs="+", help="long length per env (override)")
     parser.add_argument("--output", type=Path, default=OUTPUT)
@@ -392,10 +395,12 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     for i, name in enumerate(args.envs):
         setup = setups(has_compile)[name]
-        if args.short:
-            setup = Setup(setup.name, setup.shared, args.short[i], args.long[i], setup.variants)
+        shared = (*setup.shared, f"torch_threads={args.threads}") if args.threads else setup.shared
+        short, long = (args.short[i], args.long[i]) if args.short else (setup.short, setup.long)
+        setup = Setup(setup.name, shared, short, long, setup.variants)
         print(f"{setup.name}:", flush=True)
-        section = table(setup, measure(setup, args.repeats, env, args.logger))
+        repeats = args.repeats[i] if len(args.repeats) > 1 else args.repeats[0]
+        section = table(setup, measure(setup, repeats, env, args.logger))
         print("\n".join(section), flush=True)
         lines += ["", *section]
     lines += ["", f"Total benchmark time: {time.perf_counter() - started:.0f} s.", ""]
