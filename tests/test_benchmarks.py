@@ -1,0 +1,78 @@
+"""The arithmetic of the throughput and overhead benchmarks: windows, differencing, ratios."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from stable_baselines3.common.utils import LinearSchedule
+
+from benchmarks.breakout_throughput import median_ratio, stock_policy_kwargs, window_start
+from benchmarks.framework_overhead import (
+    exploration_fraction,
+    final_evaluation_seconds,
+    paired_ratios,
+    rotated,
+    steady_rate,
+)
+from custom.schedules import HoldThenLinear
+
+
+@pytest.mark.parametrize(
+    ("num_timesteps", "train_freq", "expected"),
+    [
+        (0, 2, 1_000 + 50 * 2),  # a fresh model: warm-up updates after learning starts
+        (0, 4, 1_000 + 50 * 4),
+        (1_301, 4, 1_504),  # a model that learns already: from now, on a train_freq boundary
+    ],
+)
+def test_window_start_is_warmup_updates_after_learning_starts(
+    num_timesteps: int, train_freq: int, expected: int
+) -> None:
+    start = window_start(num_timesteps, 1_000, train_freq, warmup=50)
+    assert start == expected
+    assert start % train_freq == 0
+
+
+def test_median_ratio_pairs_each_repeat_with_its_own_baseline() -> None:
+    ratios, median = median_ratio([200.0, 90.0, 120.0], [100.0, 60.0, 40.0])
+    assert ratios == [2.0, 1.5, 3.0]
+    assert median == 2.0
+
+
+def test_steady_rate_cancels_fixed_costs() -> None:
+    # 5 s of start-up and 500 steps/s: the fixed part drops out of the difference.
+    assert steady_rate(1_000, 5 + 1_000 / 500, 6_000, 5 + 6_000 / 500) == pytest.approx(500)
+
+
+def test_steady_rate_refuses_a_long_run_that_was_not_slower() -> None:
+    with pytest.raises(ValueError, match="not slower"):
+        steady_rate(1_000, 10.0, 2_000, 9.0)
+
+
+def test_paired_ratios_and_rotation() -> None:
+    assert paired_ratios([1.0, 3.0], [2.0, 3.0]) == [0.5, 1.0]
+    assert rotated(["a", "b", "c"], 4) == ["b", "c", "a"]
+
+
+def test_final_evaluation_seconds_reads_the_last_row(tmp_path: Path) -> None:
+    assert final_evaluation_seconds(tmp_path) == 0.0
+    (tmp_path / "evaluations.csv").write_text(
+        "timesteps,episodes,wall_time_s\n5000,10,1.5\n10000,10,2.25\n"
+    )
+    assert final_evaluation_seconds(tmp_path) == 2.25
+
+
+@pytest.mark.parametrize("total", [6_000, 2_000_000])
+def test_plain_epsilon_follows_run_py_step_schedule(total: int) -> None:
+    dqn = {"exploration_anneal_steps": 1_000_000, "exploration_fraction": 0.1}
+    sb3 = LinearSchedule(1.0, 0.01, exploration_fraction(dqn, total))
+    ours = HoldThenLinear(1.0, 0.01, hold_steps=0, anneal_steps=1_000_000)
+    for step in (0, 1_000, total // 2, total):
+        assert sb3(1 - step / total) == pytest.approx(ours(step))
+
+
+def test_stock_policy_kwargs_drop_the_fused_adam_only() -> None:
+    ours = {"net_arch": [64], "optimizer_kwargs": {"eps": 1e-8, "fused": True}}
+    assert stock_policy_kwargs(ours) == {"net_arch": [64], "optimizer_kwargs": {"eps": 1e-8}}
+    assert ours["optimizer_kwargs"] == {"eps": 1e-8, "fused": True}
