@@ -56,7 +56,7 @@ class TargetDQN(DQN):
         :func:`custom.losses.reference_huber`). Saved with the model.
     :param compile_update: run the update's forward and backward passes through
         ``torch.compile``: the eager update's numbers to float rounding, faster for
-        convolutional networks (docs/benchmarks/compiled_update.md). Compilation happens in
+        convolutional networks (``python -m benchmarks.compiled_update``). Compilation happens in
         the first gradient step (``compile_seconds``); where it fails the update runs eagerly,
         with a warning. Saved with the model.
     :param kwargs: keyword arguments of DQN
