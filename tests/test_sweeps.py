@@ -35,8 +35,12 @@ SHORT = (
 BAD_CRASH_BAD_GOOD = ("dqn.policy_kwargs.net_arch=[-1],[64]", "dqn.gamma=2,0.99")
 
 
-def run_py(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python run.py ARGUMENTS`` as a user types it, W&B offline, Ray without usage stats."""
+def run_py(*arguments: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    """``python run.py ARGUMENTS`` as a user types it, W&B offline, Ray without usage stats.
+
+    The timeout only catches a hang: a 4-job Ray sweep, about a minute on an idle 2-core
+    machine, took over 300 s beside two training jobs.
+    """
     env = {**os.environ, "WANDB_MODE": "offline", "RAY_DISABLE_USAGE_STATS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
