@@ -47,7 +47,7 @@ from stable_baselines3.common.type_aliases import TrainFreq
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
-from benchmarks.machine import cpu_name
+from benchmarks.machine import cpu_name, write_report
 from experiments.cli import CONF_DIR
 from experiments.config import register_configs
 from experiments.train import _build
@@ -329,10 +329,7 @@ def main() -> None:
         result = section(train_freq, ours, stock, args.steps)
         print("\n".join(result), flush=True)
         lines += ["", *result]
-    lines += ["", f"Total benchmark time: {time.perf_counter() - started:.0f} s.", ""]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines))
-    print(f"wrote {args.output}")
+    write_report(args.output, lines, started)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.utils import get_device
 
-from benchmarks.machine import cpu_name
+from benchmarks.machine import cpu_name, write_report
 from benchmarks.train_step import BATCH_SIZE, SETUPS, build, filled_buffer, time_jobs
 from custom.dqn import TargetDQN
 
@@ -140,14 +140,9 @@ def main() -> None:
         "root mean square), which can grow such differences over 100 updates. "
         "tests/test_dqn.py checks the compiled update against the eager one (within 1e-5 after "
         "100 updates) and TargetDQN against stock SB3 (bit for bit).",
-        "",
-        f"Total benchmark time: {time.perf_counter() - started:.0f} s.",
-        "",
     ]
     print("\n".join(lines))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines))
-    print(f"wrote {args.output}")
+    write_report(args.output, lines, started)
 
 
 if __name__ == "__main__":

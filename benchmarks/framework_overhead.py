@@ -56,7 +56,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from benchmarks.breakout_throughput import command_args
-from benchmarks.machine import cpu_name
+from benchmarks.machine import cpu_name, write_report
 from experiments.cli import CONF_DIR
 from experiments.config import register_configs
 
@@ -403,10 +403,7 @@ def main() -> None:
         section = table(setup, measure(setup, repeats, env, args.logger))
         print("\n".join(section), flush=True)
         lines += ["", *section]
-    lines += ["", f"Total benchmark time: {time.perf_counter() - started:.0f} s.", ""]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines))
-    print(f"wrote {args.output}")
+    write_report(args.output, lines, started)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import time
 from pathlib import Path
 
 
@@ -15,3 +16,11 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def write_report(path: Path, lines: list[str], started: float) -> None:
+    """Close a benchmark's markdown report with its total time, write it, and say where."""
+    lines += ["", f"Total benchmark time: {time.perf_counter() - started:.0f} s.", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    print(f"wrote {path}")

@@ -34,7 +34,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import Logger
 
-from benchmarks.machine import cpu_name
+from benchmarks.machine import cpu_name, write_report
 from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
 
 BATCH_SIZE = 32
@@ -288,10 +288,7 @@ def main() -> None:
         "by stock's plus that forward pass (timed alone, last row): that ratio is our overhead.",
     ]
     lines += network_section(SETUPS[0], device, rng, args.repeats)
-    lines += ["", f"Total benchmark time: {time.perf_counter() - started:.0f} s.", ""]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines))
-    print(f"wrote {args.output}")
+    write_report(args.output, lines, started)
 
 
 if __name__ == "__main__":
