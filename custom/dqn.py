@@ -55,8 +55,8 @@ class TargetDQN(DQN):
         ``"smooth_l1"`` (SB3's, the default) or ``"reference"`` (the reference agent's,
         :func:`custom.losses.reference_huber`). Saved with the model.
     :param compile_update: run the update's forward and backward passes through
-        ``torch.compile``: the eager update's numbers to float rounding, faster for
-        convolutional networks (``python -m benchmarks.compiled_update``). Compilation happens in
+        ``torch.compile``: the eager update to float rounding; its speed is measured by
+        ``python -m benchmarks.compiled_update``. Compilation happens in
         the first gradient step (``compile_seconds``); where it fails the update runs eagerly,
         with a warning. Saved with the model.
     :param kwargs: keyword arguments of DQN

@@ -86,8 +86,8 @@ class DQNParams(CommonParams):
     ``exploration_anneal_steps``, whatever ``total_timesteps`` is (the reference Breakout agent).
     Algorithms that do not act epsilon-greedily (softmax) ignore the ``exploration_*`` values.
     ``loss`` is SB3's ``smooth_l1`` or the reference agent's (``custom.losses``).
-    ``compile`` runs the gradient update's networks under ``torch.compile`` (the same numbers,
-    faster for convolutional networks; eager where compilation fails).
+    ``compile`` runs the gradient update's networks under ``torch.compile`` (the same update to
+    float rounding; eager where compilation fails).
     """
 
     buffer_size: int = 1_000_000
