@@ -36,6 +36,7 @@ from typing import Any
 
 import ale_py
 import gymnasium as gym
+import numpy as np
 import stable_baselines3
 import torch
 from hydra import compose, initialize_config_dir
@@ -48,6 +49,7 @@ from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from benchmarks.machine import cpu_name, write_report
+from benchmarks.stock import stock_policy_kwargs
 from experiments.cli import CONF_DIR
 from experiments.config import register_configs
 from experiments.train import _build
@@ -179,16 +181,6 @@ def stock_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return kwargs
 
 
-def stock_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Our policy arguments without our speed-ups: SB3's default (foreach) Adam, not fused.
-
-    The fused kernel computes the same update to float rounding; stock SB3 does not ask for it.
-    """
-    optimizer_kwargs = dict(policy_kwargs.get("optimizer_kwargs", {}))
-    optimizer_kwargs.pop("fused", None)
-    return {**policy_kwargs, "optimizer_kwargs": optimizer_kwargs}
-
-
 def build_stock(cfg: DictConfig) -> Side:
     """Stock SB3: DQN + AtariWrapper + VecFrameStack(4) + ReplayBuffer, our values."""
     env = VecFrameStack(
@@ -199,14 +191,66 @@ def build_stock(cfg: DictConfig) -> Side:
     return Side("stock", model, env)
 
 
+def components(side: Side, repeats: int = 200) -> dict[str, float]:
+    """Milliseconds of one gradient update, one ``predict`` and one env step, each timed alone.
+
+    Run after the windows, on the side's own model, buffer and env: where an env step's time
+    goes is ``update / train_freq + predict + env step + the rest`` (SB3's loop, storing).
+    ``predict`` draws epsilon like training does, so it is the average cost of acting.
+    """
+    model, env = side.model, side.env
+    batch_size = model.batch_size
+    obs = env.reset()
+    assert isinstance(obs, np.ndarray)
+    actions = [env.action_space.sample() for _ in range(repeats)]
+
+    def per_call(call: Any) -> float:
+        call(0)  # warm-up
+        start = time.perf_counter()
+        for i in range(repeats):
+            call(i)
+        return 1e3 * (time.perf_counter() - start) / repeats
+
+    def step(i: int) -> None:
+        env.step(np.array([actions[i]]))
+
+    return {
+        "update": per_call(lambda _: model.train(gradient_steps=1, batch_size=batch_size)),
+        "predict": per_call(lambda _: model.predict(obs)),
+        "env step": per_call(step),
+    }
+
+
+def breakdown(
+    train_freq: int, sides: Sequence[Side], parts: Sequence[dict[str, float]]
+) -> list[str]:
+    """Markdown: per side, an env step's milliseconds split into the timed parts and the rest."""
+    lines = [
+        f"Where an env step's time goes (ms; update / {train_freq} + predict + env step + rest "
+        "= 1000 / median env steps per second):",
+        "",
+        "| side | update / train_freq | predict | env step | rest | total |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for side, part in zip(sides, parts, strict=True):
+        total = 1e3 / statistics.median(side.rates)
+        timed = [part["update"] / train_freq, part["predict"], part["env step"]]
+        cells = " | ".join(f"{value:.2f}" for value in [*timed, total - sum(timed), total])
+        lines.append(f"| {side.name} | {cells} |")
+    return lines
+
+
 def median_ratio(ours: Sequence[float], stock: Sequence[float]) -> tuple[list[float], float]:
     """Per-repeat ratios ours / stock (paired by repeat) and their median."""
     ratios = [a / b for a, b in zip(ours, stock, strict=True)]
     return ratios, statistics.median(ratios)
 
 
-def measure(cfg: DictConfig, repeats: int, steps: int, warmup: int) -> tuple[Side, Side]:
-    """Both sides, ``repeats`` windows each, in alternating order per repeat."""
+def measure(
+    cfg: DictConfig, repeats: int, steps: int, warmup: int
+) -> tuple[tuple[Side, Side], list[dict[str, float]]]:
+    """Both sides, ``repeats`` windows each, in alternating order per repeat; then the parts of
+    each side's step (:func:`components`)."""
     sides = (build_ours(cfg), build_stock(cfg))
     for repeat in range(repeats):
         for side in sides if repeat % 2 == 0 else sides[::-1]:
@@ -216,9 +260,10 @@ def measure(cfg: DictConfig, repeats: int, steps: int, warmup: int) -> tuple[Sid
                 f"{side.updates[-1]} updates",
                 flush=True,
             )
+    parts = [components(side) for side in sides]
     for side in sides:
         side.env.close()
-    return sides
+    return sides, parts
 
 
 def section(train_freq: int, ours: Side, stock: Side, steps: int) -> list[str]:
@@ -323,10 +368,14 @@ def main() -> None:
             lines = header(args, cfg, load)
             print("\n".join(lines), flush=True)
         print(f"train every {train_freq}:", flush=True)
-        ours, stock = measure(cfg, args.repeats, args.steps, args.warmup)
+        (ours, stock), parts = measure(cfg, args.repeats, args.steps, args.warmup)
         # Same work on both sides, or the ratio means nothing.
         assert ours.updates == stock.updates, f"updates differ: {ours.updates}, {stock.updates}"
-        result = section(train_freq, ours, stock, args.steps)
+        result = [
+            *section(train_freq, ours, stock, args.steps),
+            "",
+            *breakdown(train_freq, (ours, stock), parts),
+        ]
         print("\n".join(result), flush=True)
         lines += ["", *result]
     write_report(args.output, lines, started)

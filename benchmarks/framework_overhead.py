@@ -3,12 +3,19 @@
     python -m benchmarks.framework_overhead [--repeats 3 [3]] [--envs cartpole breakout]
         [--logger wandb]
 
-Both sides run as a user runs them: a subprocess each, on a terminal (a pseudo-terminal, so
-that run.py's progress bar draws as it would), timed end to end. The plain script is SB3 alone
-(``DQN`` on ``make_vec_env`` or ``make_atari_env``, no callbacks, no logger) with the
-hyperparameters, seed and torch threads of the config that run.py composes. run.py keeps its
-defaults (progress bar, checkpoints, training statistics, W&B offline with ``--logger wandb``)
-except periodic evaluations, which are off (``eval.freq=0``) since the plain script has none.
+Every side runs as a user runs it: a subprocess each, on a terminal (a pseudo-terminal, so
+that run.py's progress bar draws as it would), timed end to end. Three sides:
+
+- the plain SB3 script: stock SB3 alone (``DQN`` on ``make_vec_env`` or ``make_atari_env``,
+  SB3's own policy and Adam, no callbacks, no logger; benchmarks/stock.py) with the
+  hyperparameters, seed and torch threads of the config that run.py composes;
+- the plain script with our algorithm: the env and model that run.py builds
+  (``experiments.train._build``: TargetDQN, our replay, fused Adam, channels-last), then
+  ``model.learn()`` with no callbacks and no logger, so that ``run.py`` against it is the cost
+  of the framework alone;
+- ``run.py`` with its defaults (progress bar, checkpoints, training statistics, the log of
+  games, W&B offline with ``--logger wandb``) except periodic evaluations, which are off
+  (``eval.freq=0``) since the plain scripts have none.
 
 Steady state: each side runs at a short and a long ``total_timesteps``, and its rate is
 ``(long - short) / (T_long - T_short)``, so start-up (imports, env and model construction,
@@ -18,7 +25,8 @@ runs every (side, length) once, in a rotating order; the ratio of a repeat is ru
 over the plain script's, and the report gives the median. Writes
 docs/benchmarks/framework_overhead.md.
 
-``python -m benchmarks.framework_overhead --plain SPEC.json`` is the plain script itself.
+``python -m benchmarks.framework_overhead --plain {sb3,ours} OVERRIDES.json`` is a plain
+script itself.
 """
 
 from __future__ import annotations
@@ -50,15 +58,13 @@ import stable_baselines3
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
-from stable_baselines3 import DQN
-from stable_baselines3.common.env_util import make_atari_env, make_vec_env
-from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from benchmarks.breakout_throughput import command_args
 from benchmarks.machine import cpu_name, write_report
+from benchmarks.stock import stock_dqn, stock_env
 from experiments.cli import CONF_DIR
 from experiments.config import register_configs
+from experiments.train import _build
 
 gym.register_envs(ale_py)
 
@@ -67,56 +73,26 @@ OUTPUT = ROOT / "docs" / "benchmarks" / "framework_overhead.md"
 TARGET = 0.95
 #: run.py only: the plain script evaluates nothing while it trains.
 RUN_PY_ONLY = ("eval.freq=0",)
-#: ``dqn`` keys that the plain script passes to SB3's DQN as they are.
-PLAIN_KEYS = (
-    "buffer_size",
-    "learning_starts",
-    "batch_size",
-    "tau",
-    "gamma",
-    "train_freq",
-    "gradient_steps",
-    "target_update_interval",
-    "exploration_initial_eps",
-    "exploration_final_eps",
-    "max_grad_norm",
-    "policy_kwargs",
-)
 
 
 @dataclass(frozen=True)
 class Setup:
-    """One env: overrides for both sides, the two lengths, and run.py's variants.
-
-    :param variants: label -> overrides for run.py only (on top of ``shared``)
-    """
+    """One env: overrides for every side, the two lengths, and run.py's own overrides."""
 
     name: str
     shared: tuple[str, ...]
     short: int
     long: int
-    variants: dict[str, tuple[str, ...]]
+    run_py: tuple[str, ...]  # run.py's own overrides, on top of ``shared``
 
 
-def setups(has_compile: bool) -> dict[str, Setup]:
+def setups() -> dict[str, Setup]:
     """CartPole as configured; Breakout (SB3's Atari setup) with a small replay and start.
 
-    Breakout's run.py variants separate the framework from the faster update: its default
-    (compiled update, frame-once replay), the eager update, and the eager update on SB3's
-    replay buffer, which is the plain script's algorithm exactly. Its final evaluation plays
-    one game (it is subtracted anyway).
+    Breakout's final evaluation plays one game (it is subtracted anyway).
     """
-    eager = ("dqn.compile=false",) if has_compile else ()
-    breakout: dict[str, tuple[str, ...]] = {"run.py (default)": ("eval.episodes=1",)}
-    if has_compile:
-        breakout["run.py dqn.compile=false"] = ("eval.episodes=1", *eager)
-    breakout[f"run.py {' '.join((*eager, 'dqn.replay.kind=standard'))}"] = (
-        "eval.episodes=1",
-        *eager,
-        "dqn.replay.kind=standard",
-    )
     return {
-        "cartpole": Setup("CartPole", ("env=cartpole", "algo=dqn"), 10_240, 30_720, {"run.py": ()}),
+        "cartpole": Setup("CartPole", ("env=cartpole", "algo=dqn"), 10_240, 30_720, ()),
         "breakout": Setup(
             "Breakout",
             (
@@ -127,66 +103,37 @@ def setups(has_compile: bool) -> dict[str, Setup]:
             ),
             2_000,
             5_000,
-            breakout,
+            ("eval.episodes=1",),
         ),
     }
 
 
-# --- the plain script: SB3 only --------------------------------------------------------------
+# --- the plain scripts -------------------------------------------------------------------------
+
+#: ``--plain`` kinds: what each plain script trains.
+PLAIN_SIDES = {
+    "sb3": "plain SB3 script",
+    "ours": "plain script, our algorithm",
+}
 
 
-def plain_env(cfg: dict[str, Any]) -> VecEnv:
-    """The training env as SB3 alone builds it: make_vec_env, or make_atari_env + stacking."""
-    env_cfg = cfg["env"]
-    if env_cfg["wrapper"] == "sb3_atari":
-        env = make_atari_env(
-            env_cfg["id"],
-            n_envs=1,
-            seed=cfg["seed"],
-            wrapper_kwargs=env_cfg["wrapper_kwargs"],
-            env_kwargs=env_cfg["make_kwargs"],
-        )
-        return VecFrameStack(env, n_stack=env_cfg["frame_stack"])
-    assert env_cfg["wrapper"] == "none", f"no plain setup for wrapper {env_cfg['wrapper']}"
-    return make_vec_env(
-        env_cfg["id"], n_envs=1, seed=cfg["seed"], env_kwargs=env_cfg["make_kwargs"]
-    )
+def plain_train(kind: str, overrides: Sequence[str]) -> None:
+    """Train what run.py's config from ``overrides`` describes, without run.py's framework.
 
-
-def exploration_fraction(dqn: dict[str, Any], total_timesteps: int) -> float:
-    """SB3's ``exploration_fraction`` for run.py's epsilon schedule.
-
-    An anneal over ``exploration_anneal_steps`` env steps (held for none) is SB3's linear
-    schedule over that fraction of the run, also a fraction above 1 (a run shorter than the
-    anneal).
+    :param kind: ``"sb3"``: stock SB3's DQN and env helpers; ``"ours"``: the env and model that
+        run.py builds, trained with a bare ``learn()``
     """
-    if dqn["exploration_anneal_steps"] is None:
-        return dqn["exploration_fraction"]
-    return dqn["exploration_anneal_steps"] / total_timesteps
-
-
-def plain_train(cfg: dict[str, Any]) -> None:
-    """Train SB3's DQN with the values of run.py's composed config ``cfg`` (resolved)."""
-    dqn = cfg["dqn"]
-    # What SB3's DQN cannot express must be at its stock value, else the work would differ.
-    assert dqn["loss"] == "smooth_l1" and dqn["exploration_hold_steps"] == 0, dqn
-    if cfg["torch_threads"]:
-        torch.set_num_threads(cfg["torch_threads"])
-    learning_rate = dqn["learning_rate"]
-    if dqn["learning_rate_final"] is not None:
-        learning_rate = LinearSchedule(
-            learning_rate, dqn["learning_rate_final"], dqn["learning_rate_fraction"]
-        )
-    model = DQN(
-        cfg["env"]["policy"],
-        plain_env(cfg),
-        learning_rate=learning_rate,
-        seed=cfg["seed"],
-        device=cfg["device"],
-        **{key: dqn[key] for key in PLAIN_KEYS},
-        exploration_fraction=exploration_fraction(dqn, cfg["total_timesteps"]),
-    )
-    model.learn(cfg["total_timesteps"])
+    cfg = compose_config(overrides)
+    if kind == "sb3":
+        plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        stock_dqn(plain, stock_env(plain)).learn(cfg.total_timesteps)
+        return
+    env, eval_env, model = _build(cfg)  # sets torch_threads as run.py does
+    eval_env.close()
+    model.learn(cfg.total_timesteps)
+    env.close()
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -259,11 +206,14 @@ def rotated(items: Sequence[Any], shift: int) -> list[Any]:
 
 @dataclass
 class Side:
-    """One command under test and its timings: ``seconds[length][repeat]`` (net of evaluation)."""
+    """One command under test and its timings: ``seconds[length][repeat]`` (net of evaluation).
+
+    :param plain: the ``--plain`` kind (a key of :data:`PLAIN_SIDES`); None for run.py
+    """
 
     label: str
-    overrides: tuple[str, ...]  # run.py's own; empty for the plain script
-    plain: bool = False
+    overrides: tuple[str, ...] = ()  # run.py's own
+    plain: str | None = None
     seconds: dict[int, list[float]] = field(default_factory=dict)
     evaluation: dict[int, list[float]] = field(default_factory=dict)
 
@@ -284,10 +234,11 @@ def run_side(side: Side, setup: Setup, steps: int, workdir: Path, env: dict[str,
     """Run one side once at ``steps`` env steps; record its seconds net of evaluation."""
     overrides = [*setup.shared, f"total_timesteps={steps}"]
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    if side.plain:
-        spec = run_dir / "plain.json"
-        spec.write_text(json.dumps(OmegaConf.to_container(compose_config(overrides), resolve=True)))
-        argv = [sys.executable, "-m", "benchmarks.framework_overhead", "--plain", str(spec)]
+    if side.plain is not None:
+        spec = run_dir / "overrides.json"
+        spec.write_text(json.dumps(overrides))
+        module = "benchmarks.framework_overhead"
+        argv = [sys.executable, "-m", module, "--plain", side.plain, str(spec)]
     else:
         argv = [sys.executable, "run.py", *overrides, *side.overrides, f"hydra.run.dir={run_dir}"]
     seconds, _ = run_on_terminal(argv, env)
@@ -300,9 +251,8 @@ def run_side(side: Side, setup: Setup, steps: int, workdir: Path, env: dict[str,
 
 def measure(setup: Setup, repeats: int, env: dict[str, str], logger: str) -> list[Side]:
     """Every side at both lengths, ``repeats`` times, in a rotating order per repeat."""
-    sides = [Side("plain SB3 script", (), plain=True)]
-    sides += [Side(label, (*RUN_PY_ONLY, f"logger={logger}", *extra))
-              for label, extra in setup.variants.items()]  # fmt: skip
+    sides = [Side(label, plain=kind) for kind, label in PLAIN_SIDES.items()]
+    sides.append(Side("run.py", (*RUN_PY_ONLY, f"logger={logger}", *setup.run_py)))
     jobs = [(side, steps) for side in sides for steps in (setup.short, setup.long)]
     with tempfile.TemporaryDirectory(prefix="framework_overhead_") as workdir:
         for repeat in range(repeats):
@@ -313,36 +263,35 @@ def measure(setup: Setup, repeats: int, env: dict[str, str], logger: str) -> lis
 
 
 def table(setup: Setup, sides: list[Side]) -> list[str]:
-    """Markdown rows: per repeat and side, the timings, rate and ratio to the plain script."""
+    """Markdown rows: per repeat and side, the timings, rate and ratios to both plain scripts."""
     short, long = setup.short, setup.long
-    plain = sides[0].rates(short, long)
+    stock, ours = (side.rates(short, long) for side in sides[:2])
     lines = [
         f"## {setup.name}: `{' '.join(setup.shared)}`, total_timesteps {short} and {long}",
         "",
         f"| side | repeat | T({short}) s | T({long}) s | final evaluation s (subtracted) "
-        "| env steps/s | ratio to plain |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| env steps/s | ratio to plain SB3 | ratio to plain, our algorithm |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    summary = []
     for side in sides:
         rates = side.rates(short, long)
-        ratios = paired_ratios(rates, plain)
         for i, rate in enumerate(rates):
             evaluation = f"{side.evaluation[short][i]:.1f} / {side.evaluation[long][i]:.1f}"
             lines.append(
                 f"| {side.label} | {i + 1} | {side.seconds[short][i]:.1f} | "
                 f"{side.seconds[long][i]:.1f} | {'-' if side.plain else evaluation} | "
-                f"{rate:.1f} | {ratios[i]:.3f} |"
+                f"{rate:.1f} | {rate / stock[i]:.3f} | {rate / ours[i]:.3f} |"
             )
-        if not side.plain:
-            median = statistics.median(ratios)
-            verdict = "yes" if median >= TARGET else "**no**"
-            summary.append(f"| {side.label} | {median:.3f} | {verdict} |")
+    run_py = sides[-1].rates(short, long)
+    to_stock = statistics.median(paired_ratios(run_py, stock))
+    to_ours = statistics.median(paired_ratios(run_py, ours))
     lines += [
         "",
-        f"| run.py side | median ratio to plain | >= {TARGET} |",
+        f"| run.py against | median ratio | >= {TARGET} |",
         "|---|---:|:---:|",
-        *summary,
+        f"| the plain SB3 script | {to_stock:.3f} | {'yes' if to_stock >= TARGET else '**no**'} |",
+        f"| the plain script with our algorithm (the framework alone) | {to_ours:.3f} | "
+        f"{'yes' if to_ours >= TARGET else '**no**'} |",
     ]
     return lines
 
@@ -362,13 +311,14 @@ def header(args: argparse.Namespace, load: float) -> list[str]:
         f"- python {platform.python_version()}, torch {torch.__version__}, "
         f"stable-baselines3 {stable_baselines3.__version__}, {platform.platform()}",
         f"- run.py: defaults (progress bar on a pseudo-terminal, checkpoints, training "
-        f"statistics, {logger}) plus `{' '.join(RUN_PY_ONLY)}`; the plain script: SB3's DQN "
-        "with the same config values (policy_kwargs as they are, fused Adam included; run.py's "
-        "step-based epsilon anneal as SB3's exploration_fraction), torch threads and seed, no "
-        "callbacks, no progress bar",
+        f"statistics, log of games, {logger}) plus `{' '.join(RUN_PY_ONLY)}`; the plain SB3 "
+        "script: stock SB3's DQN with the same config values (SB3's own policy and Adam, "
+        "run.py's step-based epsilon anneal as SB3's exploration_fraction), torch threads and "
+        "seed, no callbacks, no progress bar; the plain script with our algorithm: the env and "
+        "model run.py builds, a bare `model.learn()`",
         "- env steps/s = (long - short) / (T_long - T_short), T net of run.py's final "
         f"evaluation; repeats per env: {args.repeats}, every (side, length) once per repeat in a "
-        "rotating order; ratio = run.py's rate / the plain script's in the same repeat",
+        "rotating order; ratio = a side's rate / a plain script's in the same repeat",
     ]
 
 
@@ -382,22 +332,22 @@ def main() -> None:
     parser.add_argument("--short", type=int, nargs="+", help="short length per env (override)")
     parser.add_argument("--long", type=int, nargs="+", help="long length per env (override)")
     parser.add_argument("--output", type=Path, default=OUTPUT)
-    parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--plain", nargs=2, metavar=("KIND", "OVERRIDES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain is not None:
-        plain_train(json.loads(args.plain.read_text()))
+        kind, spec = args.plain
+        plain_train(kind, json.loads(Path(spec).read_text()))
         return
     load = os.getloadavg()[0]
     started = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
-    has_compile = "compile" in compose_config(["algo=dqn"]).dqn
     lines = header(args, load)
     print("\n".join(lines), flush=True)
     for i, name in enumerate(args.envs):
-        setup = setups(has_compile)[name]
+        setup = setups()[name]
         shared = (*setup.shared, f"torch_threads={args.threads}") if args.threads else setup.shared
         short, long = (args.short[i], args.long[i]) if args.short else (setup.short, setup.long)
-        setup = Setup(setup.name, shared, short, long, setup.variants)
+        setup = Setup(setup.name, shared, short, long, setup.run_py)
         print(f"{setup.name}:", flush=True)
         repeats = args.repeats[i] if len(args.repeats) > 1 else args.repeats[0]
         section = table(setup, measure(setup, repeats, env, args.logger))

@@ -9,7 +9,8 @@ resume=RUN_DIR``. Checks, per run:
 - the killed process exits with 130 (SIGINT), 143 (SIGTERM) or -9 (SIGKILL);
 - the resumed run exits with 0, and its ``model.zip`` has ``total_timesteps`` steps (within one
   ``train_freq``: SB3 collects whole rollouts);
-- ``progress.csv`` logs no ``time/total_timesteps`` twice and ``evaluations.csv`` no step twice;
+- ``progress.csv`` logs no ``time/total_timesteps`` twice, ``evaluations.csv`` and ``games.csv``
+  no step twice;
 - both processes wrote to one W&B run id;
 - after SIGKILL, the resume redid at most ``checkpoint.freq`` steps: the last step logged before
   the kill minus the step of the checkpoint resumed from (a lower bound of the steps redone, as
@@ -37,17 +38,19 @@ from stable_baselines3 import DQN
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL = 10_000
 CHECKPOINT_FREQ = 1_000
-TRAIN_FREQ = 256  # conf/hparams/dqn/cartpole.yaml
+TRAIN_FREQ = 16  # conf/hparams/dqn/cartpole.yaml
 #: short and cheap: fewer gradient steps than CartPole's preset, a small eval
 ARGS = (
     f"total_timesteps={TOTAL}",
     f"checkpoint.freq={CHECKPOINT_FREQ}",
-    "dqn.gradient_steps=32",
+    "dqn.gradient_steps=2",
     "eval.freq=2500",
     "eval.episodes=2",
     "log_interval=1",
     "progress_bar=false",
 )
+#: Tables whose ``timesteps`` column must never repeat a step after a resume.
+STEP_TABLES = ("evaluations.csv", "games.csv")
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL}
 
 
@@ -86,8 +89,9 @@ def _logged_steps(run_dir: Path) -> list[int]:
     return [int(float(r["time/total_timesteps"])) for r in rows if r.get("time/total_timesteps")]
 
 
-def _evaluated_steps(run_dir: Path) -> list[int]:
-    with (run_dir / "evaluations.csv").open() as file:
+def _table_steps(run_dir: Path, name: str) -> list[int]:
+    """The ``timesteps`` column of ``evaluations.csv`` or ``games.csv``."""
+    with (run_dir / name).open() as file:
         return [int(row["timesteps"]) for row in csv.DictReader(file)]
 
 
@@ -122,9 +126,8 @@ def kill_and_resume(run_dir: Path, signum: int, delay_s: float, seed: int = 0) -
     final_steps = -1
     if (run_dir / "model.zip").is_file():
         final_steps = DQN.load(run_dir / "model.zip", device="cpu").num_timesteps
-    steps = _logged_steps(run_dir)
-    evaluated = _evaluated_steps(run_dir)
-    duplicates = (len(steps) - len(set(steps))) + (len(evaluated) - len(set(evaluated)))
+    tables = [_logged_steps(run_dir), *(_table_steps(run_dir, n) for n in STEP_TABLES)]
+    duplicates = sum(len(steps) - len(set(steps)) for steps in tables)
     ids = {path.name.rsplit("-", 1)[1] for path in (run_dir / "wandb").glob("offline-run-*")}
     problems = []
     if killed_rc != EXIT_CODES[signal.Signals(signum)]:
@@ -133,7 +136,7 @@ def kill_and_resume(run_dir: Path, signum: int, delay_s: float, seed: int = 0) -
         problems.append(f"resume exited {resumed.returncode}")
     if not TOTAL <= final_steps < TOTAL + TRAIN_FREQ:
         problems.append(f"final model has {final_steps} steps")
-    if duplicates or steps != sorted(steps) or evaluated != sorted(evaluated):
+    if duplicates or any(steps != sorted(steps) for steps in tables):
         problems.append("a step logged twice or out of order")
     if len(ids) != 1:
         problems.append(f"{len(ids)} W&B run ids")
@@ -170,9 +173,10 @@ def report(outcomes: list[Outcome], seconds: float) -> str:
         "",
         "Checks: the killed process's exit code (130 / 143 / -9), the resume's (0), the final "
         f"model's steps (total {TOTAL}, within one train_freq = {TRAIN_FREQ}), no step twice "
-        "in progress.csv (`time/total_timesteps`) or evaluations.csv, one W&B run id, and after "
-        f"SIGKILL at most checkpoint.freq = {CHECKPOINT_FREQ} steps redone (last step logged "
-        "before the kill minus the checkpoint's step: a lower bound, rows are logged per episode).",
+        "in progress.csv (`time/total_timesteps`), evaluations.csv or games.csv, one W&B run "
+        f"id, and after SIGKILL at most checkpoint.freq = {CHECKPOINT_FREQ} steps redone (last "
+        "step logged before the kill minus the checkpoint's step: a lower bound, rows are "
+        "logged per episode).",
         "",
         "| # | signal | delay (s) | exit | resume exit | last logged step | resumed from | "
         "redone | final steps | steps twice | W&B ids | ok |",

@@ -1,4 +1,5 @@
-"""SB3 callbacks: periodic full-game evaluation, and training statistics per life and action.
+"""SB3 callbacks: periodic full-game evaluation, training statistics per life and action, and a
+log of every training game.
 
 They write through SB3's logger only, so they need no tracking library: arrays become
 histograms and a ``.gif`` path becomes a video wherever the logger's outputs can show them
@@ -31,6 +32,7 @@ EVALUATION_FIELDS = (
     "wall_time_s",
     "scores",
 )
+GAME_FIELDS = ("timesteps", "score", "length")
 #: Outputs that cannot show arrays or media: SB3's names for console, text, JSON and CSV.
 MEDIA_EXCLUDED = ("stdout", "log", "json", "csv")
 
@@ -247,6 +249,38 @@ class TrainingStats(BaseCallback):
         self.logger.record("rollout/actions", np.concatenate(self._actions), exclude=MEDIA_EXCLUDED)
         self._actions.clear()
         self.logger.dump(self.num_timesteps)
+
+
+class TrainingGames(BaseCallback):
+    """Append a row to ``csv_path`` for every training game that ends: the learning curve as
+    played, like the ``monitor.csv`` files of rl-zoo's published agents.
+
+    Columns: ``timesteps`` (env steps when the game ended), ``score`` (its raw whole-game
+    return) and ``length`` (its steps as the Monitor innermost counts them: frames where a
+    wrapper skips frames). Both come from that Monitor's ``info["episode"]``, so a game is a
+    whole game whatever the training wrappers do (life-loss terminals, clipped rewards).
+    Each row is flushed as it is written: a killed run keeps every game it finished.
+
+    :param csv_path: the table; created with a header, appended to when it exists (a resume).
+    """
+
+    def __init__(self, csv_path: Path, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.csv_path = Path(csv_path)
+
+    def _on_training_start(self) -> None:
+        if not self.csv_path.exists():
+            with self.csv_path.open("w", newline="") as file:
+                csv.writer(file).writerow(GAME_FIELDS)
+
+    def _on_step(self) -> bool:
+        games = [info["episode"] for info in self.locals["infos"] if "episode" in info]
+        if games:
+            with self.csv_path.open("a", newline="") as file:
+                writer = csv.writer(file)
+                for game in games:
+                    writer.writerow((self.num_timesteps, f"{game['r']:g}", game["l"]))
+        return True
 
 
 #: Logger keys of a diverging value-based learner: TargetDQN's loss and Q-value means.

@@ -116,6 +116,39 @@ class TargetDQN(DQN):
         """
         return max_values(self.target_q(next_obs))
 
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's epsilon-greedy ``DQN.predict``, with a lean greedy path for batched arrays.
+
+        The same random draws in the same order (one ``np.random.rand()``, then one
+        ``action_space.sample()`` per env when exploring) and the same greedy actions, so a
+        seeded run acts as stock DQN does. A batch of array observations in the model's own
+        layout (what ``learn()`` passes every step) skips ``BasePolicy.predict``'s checks and
+        conversions and runs under ``torch.inference_mode``: a quarter of the cost of acting
+        on Breakout. Anything else (one unbatched observation, dicts, channel-last images)
+        goes through SB3's own path.
+        """
+        shape = self.observation_space.shape
+        if not (
+            isinstance(observation, np.ndarray)
+            and shape is not None
+            and observation.ndim == len(shape) + 1
+            and observation.shape[1:] == shape
+        ):
+            return super().predict(observation, state, episode_start, deterministic)
+        if not deterministic and np.random.rand() < self.exploration_rate:  # noqa: NPY002 - as SB3
+            return np.array([self.action_space.sample() for _ in range(len(observation))]), state
+        if self.policy.training:
+            self.policy.set_training_mode(False)
+        with th.inference_mode():
+            q_values = self.q_net(th.as_tensor(observation, device=self.device))
+            return q_values.argmax(dim=1).cpu().numpy(), state
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         # SB3 2.9.2's DQN.train (SB3_DQN_TRAIN_SHA256), step for step, except for the hook, the
         # loss function, the optional compilation, and logging: losses and means stay tensors

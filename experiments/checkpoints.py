@@ -5,7 +5,7 @@ A checkpoint is a folder ``RUN_DIR/checkpoints/step_<N>/`` holding
     model.zip     SB3's save: weights, optimizer, num_timesteps (which drives the schedules)
     rng.pkl       Python, NumPy and torch RNG states, and the action space's
     config.yaml   the run's effective config (resume reads it; overrides of a resume land here)
-    state.json    step, W&B run id, rows of progress.csv / evaluations.csv at that step
+    state.json    step, W&B run id, rows of progress.csv / evaluations.csv / games.csv at that step
     replay.pkl    the replay buffer, with ``checkpoint.replay`` (latest checkpoint only)
 
 It is written into a temporary folder and renamed into place (``os.replace``), so a kill at
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 MODEL, RNG, CONFIG = "model.zip", "rng.pkl", "config.yaml"
 STATE, REPLAY = "state.json", "replay.pkl"
-CSV_FILES = ("progress.csv", "evaluations.csv")
+CSV_FILES = ("progress.csv", "evaluations.csv", "games.csv")
 _PREFIX = "step_"
 
 #: ``dqn.*`` keys a resume may change, as SB3 attributes set on load (``custom_objects``);

@@ -20,7 +20,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from custom.callbacks import PeriodicEvaluation, StopOnNonFinite, TrainingStats
+from custom.callbacks import PeriodicEvaluation, StopOnNonFinite, TrainingGames, TrainingStats
 from custom.checkpointing import PeriodicCheckpoint, StopOnSignal
 from experiments.algos import build_model
 from experiments.checkpoints import (
@@ -265,7 +265,12 @@ def _learn(
                 verbose=cfg.verbose,
             )
             nan_guard = StopOnNonFinite()
-            callbacks = [TrainingStats(cfg.stats_freq), evaluation, *extra_callbacks]
+            callbacks = [
+                TrainingStats(cfg.stats_freq),
+                TrainingGames(run_dir / "games.csv"),
+                evaluation,
+                *extra_callbacks,
+            ]
             callbacks += [nan_guard] if cfg.stop_on_nan else []
             callbacks += [PeriodicCheckpoint(cfg.checkpoint.freq, checkpointer.save), stop]
             model.learn(

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from stable_baselines3.common.utils import LinearSchedule
 
-from benchmarks.breakout_throughput import median_ratio, stock_policy_kwargs, window_start
+from benchmarks.breakout_throughput import median_ratio, window_start
 from benchmarks.framework_overhead import (
-    exploration_fraction,
     final_evaluation_seconds,
     paired_ratios,
     rotated,
     steady_rate,
 )
+from benchmarks.stock import exploration_fraction, stock_policy_kwargs
 from custom.schedules import HoldThenLinear
 
 
@@ -72,7 +72,18 @@ def test_plain_epsilon_follows_run_py_step_schedule(total: int) -> None:
         assert sb3(1 - step / total) == pytest.approx(ours(step))
 
 
-def test_stock_policy_kwargs_drop_the_fused_adam_only() -> None:
-    ours = {"net_arch": [64], "optimizer_kwargs": {"eps": 1e-8, "fused": True}}
+def test_stock_policy_kwargs_drop_our_speed_ups_only() -> None:
+    ours = {
+        "net_arch": [64],
+        "channels_last": True,
+        "dueling": False,
+        "optimizer_kwargs": {"eps": 1e-8, "fused": True},
+    }
     assert stock_policy_kwargs(ours) == {"net_arch": [64], "optimizer_kwargs": {"eps": 1e-8}}
-    assert ours["optimizer_kwargs"] == {"eps": 1e-8, "fused": True}
+    assert ours["optimizer_kwargs"] == {"eps": 1e-8, "fused": True}  # not modified
+
+
+@pytest.mark.parametrize("changed", [{"dueling": True}, {"network": "reference"}])
+def test_stock_policy_kwargs_refuse_a_network_stock_sb3_cannot_build(changed: dict) -> None:
+    with pytest.raises(ValueError, match="stock SB3 has no"):
+        stock_policy_kwargs({"net_arch": [64], **changed})

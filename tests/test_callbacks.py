@@ -1,4 +1,5 @@
-"""PeriodicEvaluation: evaluates on schedule and at the end, logs and writes evaluations.csv."""
+"""custom.callbacks: evaluation on schedule and at the end (evaluations.csv), training statistics,
+and the log of every training game (games.csv)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 
-from custom.callbacks import EVALUATION_FIELDS, PeriodicEvaluation, TrainingStats
+from custom.callbacks import (
+    EVALUATION_FIELDS,
+    GAME_FIELDS,
+    PeriodicEvaluation,
+    TrainingGames,
+    TrainingStats,
+)
 
 
 class RecordingLogger(Logger):
@@ -106,3 +113,27 @@ def test_training_stats_log_lives_and_actions_every_freq_steps() -> None:
     # CartPole gives +1 per step: a learning episode's return equals its length
     _, last = rows[-1]
     assert last["rollout/life_rew_mean"] == last["rollout/life_len_mean"] > 0
+
+
+def test_training_games_logs_every_whole_game_the_monitor_reports(tmp_path: Path) -> None:
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = DQN("MlpPolicy", env, learning_starts=1000, policy_kwargs={"net_arch": [8]}, seed=0)
+    path = tmp_path / "games.csv"
+    model.learn(300, callback=TrainingGames(path))
+    model.learn(100, callback=TrainingGames(path), reset_num_timesteps=False)  # as a resume
+
+    with path.open() as file:
+        assert next(csv.reader(file)) == list(GAME_FIELDS)  # one header, then rows only
+        rows = list(csv.DictReader(file, fieldnames=GAME_FIELDS))
+    monitored = [len(monitor.get_episode_rewards()) for monitor in env.envs]  # type: ignore[attr-defined]
+    assert len(rows) == sum(monitored) > 10
+    steps = [int(row["timesteps"]) for row in rows]
+    assert steps == sorted(steps) and steps[0] > 0 and steps[-1] <= 400
+    # CartPole pays +1 a step: each game's score is its length, as the Monitor counted it
+    assert all(float(row["score"]) == int(row["length"]) > 0 for row in rows)
+    lengths = sorted(int(row["length"]) for row in rows)
+    assert lengths == sorted(
+        length
+        for monitor in env.envs
+        for length in monitor.get_episode_lengths()  # type: ignore[attr-defined]
+    )

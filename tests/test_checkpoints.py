@@ -88,6 +88,7 @@ def test_checkpoints_keep_the_last_k_and_the_replay_buffer_in_the_newest_only(
     state = read_state(found[-1])
     assert state.finished and state.step >= 1500
     assert state.csv_rows["evaluations.csv"] == len(_rows(run_dir / "evaluations.csv"))
+    assert state.csv_rows["games.csv"] == len(_rows(run_dir / "games.csv")) > 0
 
 
 def test_a_resumed_run_gets_the_same_weights_counters_rngs_and_replay(
@@ -142,6 +143,8 @@ def test_resume_with_a_larger_budget_appends_to_the_same_csv_files(
     assert evaluated[len(rows_before) :] == [2000, 2500]  # the original schedule goes on
     steps = _logged_steps(run_dir)
     assert steps == sorted(set(steps))
+    games = [int(r["timesteps"]) for r in _rows(run_dir / "games.csv")]
+    assert games == sorted(set(games)) and games[-1] > 1500  # no game twice, the new ones added
     assert TargetDQN.load(run_dir / "model.zip").num_timesteps == 2500
     assert read_state(latest_checkpoint(run_dir)).total_timesteps == 2500  # type: ignore[arg-type]
 

@@ -46,6 +46,7 @@ KWARGS: dict[str, Any] = dict(
     seed=7,
 )
 FIRST_WEIGHT = "q_net.q_net.0.weight"
+FIRST_CONV = "q_net.features_extractor.cnn.0.weight"
 VARIANTS: list[tuple[type[TargetDQN], dict[str, Any]]] = [
     (TargetDQN, {}),
     (DoubleDQN, {}),
@@ -98,9 +99,9 @@ def test_target_dqn_is_identical_to_stock_dqn(n_steps: int) -> None:
     assert ours._n_updates == stock._n_updates > 0
 
 
-def _frame_stack_dqn(cls: type[DQN]) -> DQN:
+def _frame_stack_dqn(cls: type[DQN], policy_kwargs: dict | None = None, **kwargs: Any) -> DQN:
     """``cls`` on Atari-shaped stacked uint8 frames (2 envs, terminations and time-outs),
-    with the frame-once replay buffer."""
+    with the frame-once replay buffer; 4 transitions per update from step 300 on."""
 
     def make_env() -> gym.Env:
         return gym.wrappers.TimeLimit(FrameIdStackEnv(), max_episode_steps=30)
@@ -113,9 +114,10 @@ def _frame_stack_dqn(cls: type[DQN]) -> DQN:
         learning_starts=300,
         train_freq=2,
         target_update_interval=100,
-        policy_kwargs={"features_extractor_kwargs": {"features_dim": 32}},
+        policy_kwargs={"features_extractor_kwargs": {"features_dim": 32}, **(policy_kwargs or {})},
         seed=7,
         device="cpu",
+        **kwargs,
     )
 
 
@@ -130,9 +132,57 @@ def test_target_dqn_is_identical_to_stock_dqn_with_frame_once_replay() -> None:
     assert isinstance(stock.replay_buffer, FrameStackReplayBuffer)
     assert buffer.timeouts.any() and (buffer.dones > buffer.timeouts).any()
     _assert_same_params(_params(stock), _params(ours))
-    first_conv = "q_net.features_extractor.cnn.0.weight"
-    assert not torch.equal(initial[first_conv], _params(stock)[first_conv])
+    assert not torch.equal(initial[FIRST_CONV], _params(stock)[FIRST_CONV])
     assert ours._n_updates == stock._n_updates > 0
+
+
+def _assert_close_params(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 1e-5
+) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=atol, msg=key)
+
+
+def test_channels_last_update_matches_nchw_after_100_updates() -> None:
+    """The channels-last layout changes the speed only: the same parameters to float rounding."""
+    steps = 300 + 100 * 4  # learning starts, then 100 updates of 4 transitions each
+    nchw = _frame_stack_dqn(TargetDQN)
+    initial = _params(nchw)
+    nchw.learn(steps)
+    nhwc = _frame_stack_dqn(TargetDQN, {"channels_last": True}).learn(steps)
+
+    assert nhwc._n_updates == nchw._n_updates == 100
+    _assert_close_params(_params(nchw), _params(nhwc))
+    assert not torch.equal(initial[FIRST_CONV], _params(nchw)[FIRST_CONV])
+
+
+def test_predict_acts_as_stock_dqn_predict() -> None:
+    """The lean greedy path: the same actions and the same random draws as SB3's DQN.predict."""
+    model = _frame_stack_dqn(TargetDQN, {"channels_last": True}).learn(400)
+    model.exploration_rate = 0.5
+    obs = np.stack([model.observation_space.sample() for _ in range(6)])
+
+    def stock_predict(observation: np.ndarray, deterministic: bool) -> Any:
+        return DQN.predict(model, observation, deterministic=deterministic)
+
+    def act(predict: Any, observation: np.ndarray, deterministic: bool) -> tuple[np.ndarray, int]:
+        """30 actions from the same seeds, and the next number the global stream gives."""
+        np.random.seed(0)
+        model.action_space.seed(1)
+        acted = np.array([predict(observation, deterministic=deterministic)[0] for _ in range(30)])
+        return acted, np.random.randint(1 << 30)
+
+    for observation in (obs, obs[0]):  # a batch (the lean path) and one observation (SB3's)
+        for deterministic in (False, True):
+            ours, our_next = act(model.predict, observation, deterministic)
+            stock, stock_next = act(stock_predict, observation, deterministic)
+            np.testing.assert_array_equal(ours, stock)
+            assert ours.dtype == stock.dtype and ours.shape == stock.shape
+            assert our_next == stock_next  # the same random draws were taken
+    greedy, _ = act(model.predict, obs, deterministic=True)
+    explored, _ = act(model.predict, obs, deterministic=False)
+    assert (greedy == greedy[0]).all() and (explored != greedy).any()  # both paths ran
 
 
 def test_guard_detects_a_different_target() -> None:
@@ -312,13 +362,24 @@ def test_compiled_update_matches_eager_after_100_updates(
     assert compiled._n_updates == eager._n_updates == 100
     assert compiled.compile_update and compiled.compile_seconds is not None
     assert eager.compile_seconds is None
-    expected = _params(eager)
-    for key, value in _params(compiled).items():
-        torch.testing.assert_close(value, expected[key], rtol=0, atol=1e-5, msg=key)
+    _assert_close_params(_params(eager), _params(compiled))
     compiled.save(tmp_path / "model.zip")
     loaded = cls.load(tmp_path / "model.zip")
     assert loaded.compile_update and loaded.compile_seconds is None
     _assert_same_params(_params(compiled), _params(loaded))
+
+
+@pytest.mark.slow
+def test_compiled_cnn_update_matches_eager_after_100_updates() -> None:
+    """The same on Atari-shaped frames, with the Nature CNN in the channels-last layout."""
+    steps = 300 + 100 * 4  # learning starts, then 100 updates of 4 transitions each
+    fast = {"channels_last": True}
+    eager = _frame_stack_dqn(TargetDQN, fast).learn(steps)
+    compiled = _frame_stack_dqn(TargetDQN, fast, compile_update=True).learn(steps)
+
+    assert compiled._n_updates == eager._n_updates == 100
+    assert compiled.compile_seconds is not None
+    _assert_close_params(_params(eager), _params(compiled))
 
 
 def test_update_runs_eagerly_where_compilation_fails(

@@ -1,4 +1,4 @@
-"""custom.policies: the optional dueling head and the reference network."""
+"""custom.policies: the optional dueling head, the reference network, channels-last layout."""
 
 import math
 from pathlib import Path
@@ -259,3 +259,66 @@ def test_reference_refuses_changes_to_its_layers(policy_kwargs: dict, message: s
 def test_reference_needs_images() -> None:
     with pytest.raises(ValueError, match="needs image observations"):
         TargetDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(network="reference"))
+
+
+def _is_channels_last(tensor: torch.Tensor) -> bool:
+    return tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+
+
+@pytest.mark.parametrize("network", ["sb3", "reference"])
+@pytest.mark.parametrize("dueling", [False, True])
+def test_channels_last_computes_the_same_q_values(network: str, dueling: bool) -> None:
+    nchw = _breakout_model(network=network, dueling=dueling)
+    nhwc = _breakout_model(network=network, dueling=dueling, channels_last=True)
+    nhwc.policy.load_state_dict(nchw.policy.state_dict())
+
+    for q_net in (nhwc.q_net, nhwc.q_net_target):
+        convs = _convs(q_net)
+        assert len(convs) == 3 and all(_is_channels_last(conv.weight) for conv in convs)
+    assert not any(_is_channels_last(conv.weight) for conv in _convs(nchw.q_net))
+    for batch in (1, 5):
+        obs = torch.as_tensor(np.stack([nchw.observation_space.sample() for _ in range(batch)]))
+        with torch.no_grad():
+            torch.testing.assert_close(nhwc.q_net(obs), nchw.q_net(obs), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(nhwc.q_net_target(obs), nchw.q_net_target(obs))
+
+
+def test_channels_last_gradients_keep_the_layout_and_the_values() -> None:
+    nchw = _breakout_model()
+    nhwc = _breakout_model(channels_last=True)
+    nhwc.policy.load_state_dict(nchw.policy.state_dict())
+    obs = torch.as_tensor(np.stack([nchw.observation_space.sample() for _ in range(8)]))
+    for model in (nchw, nhwc):
+        model.q_net(obs).square().mean().backward()
+    for (name, a), b in zip(nchw.q_net.named_parameters(), nhwc.q_net.parameters(), strict=True):
+        assert b.grad is not None and a.grad is not None
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+        if b.dim() == 4:  # the optimizer's state follows the gradient's layout
+            assert _is_channels_last(b.grad), name
+
+
+def test_channels_last_round_trips(tmp_path: Path) -> None:
+    model = _breakout_model(channels_last=True)
+    model.save(tmp_path / "model.zip")
+    loaded = TargetDQN.load(tmp_path / "model.zip")
+    assert loaded.policy.channels_last
+    assert all(_is_channels_last(conv.weight) for conv in _convs(loaded.q_net))
+    for (name, ours), theirs in zip(
+        model.policy.state_dict().items(), loaded.policy.state_dict().values(), strict=True
+    ):
+        assert torch.equal(ours, theirs), name
+
+
+def test_channels_last_changes_nothing_without_convolutions() -> None:
+    plain = TargetDQN("MlpPolicy", "CartPole-v1", seed=0)
+    flagged = TargetDQN("MlpPolicy", "CartPole-v1", seed=0, policy_kwargs=dict(channels_last=True))
+    for (name, a), b in zip(
+        plain.policy.state_dict().items(), flagged.policy.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b) and a.stride() == b.stride(), name
+
+
+@pytest.mark.parametrize("channels_last", ["yes", 1, None])
+def test_channels_last_must_be_a_bool(channels_last: object) -> None:
+    with pytest.raises(TypeError, match="policy keyword channels_last must be True or False"):
+        _breakout_model(channels_last=channels_last)

@@ -301,7 +301,7 @@ def test_an_optuna_search_reports_its_best_trial_and_prunes(tmp_path: Path) -> N
         steps = evaluations_steps(sweep_dir / name)
         if job["status"] == "pruned":  # stopped at its first evaluation, not evaluated again
             assert steps == [1000]
-        else:  # SB3 ends a run at a whole train_freq (256): 2048
+        else:  # SB3 ends a run at a whole train_freq (16): 2000
             assert steps[:2] == [1000, 2000] and steps[-1] >= 2000
 
 

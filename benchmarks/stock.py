@@ -1,0 +1,106 @@
+"""Stock SB3 configured from run.py's composed config: the baseline the benchmarks measure against.
+
+Stock means what a user who writes SB3 by hand runs: SB3's ``DQN`` class and its own policy
+(no channels-last layout, Adam's default per-tensor loop, not the fused kernel), SB3's env
+helpers, the same hyperparameters, seed and torch threads as run.py's config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
+
+#: ``dqn`` keys that stock DQN takes as they are.
+STOCK_KEYS = (
+    "buffer_size",
+    "learning_starts",
+    "batch_size",
+    "tau",
+    "gamma",
+    "train_freq",
+    "gradient_steps",
+    "target_update_interval",
+    "exploration_initial_eps",
+    "exploration_final_eps",
+    "max_grad_norm",
+)
+#: Policy keywords of ours (custom/policies.py) that SB3's own policies do not take.
+OUR_POLICY_KEYWORDS = ("channels_last", "dueling", "network")
+
+
+def stock_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Our policy arguments without our speed-ups: SB3's default (foreach) Adam, not fused, and
+    SB3's NCHW weights, not channels-last.
+
+    Both compute the same update to float rounding; stock SB3 asks for neither.
+
+    :raises ValueError: for a keyword that changes the network (dueling, the reference
+        network): stock SB3 cannot build it, so no comparison would be like for like
+    """
+    defaults = {"dueling": False, "network": "sb3"}
+    changed = [key for key, value in defaults.items() if policy_kwargs.get(key, value) != value]
+    if changed:
+        raise ValueError(f"stock SB3 has no {', '.join(changed)} policy keyword")
+    optimizer_kwargs = dict(policy_kwargs.get("optimizer_kwargs", {}))
+    optimizer_kwargs.pop("fused", None)
+    stock = {k: v for k, v in policy_kwargs.items() if k not in OUR_POLICY_KEYWORDS}
+    return {**stock, "optimizer_kwargs": optimizer_kwargs}
+
+
+def stock_env(cfg: dict[str, Any]) -> VecEnv:
+    """The training env as SB3 alone builds it: make_vec_env, or make_atari_env + stacking.
+
+    :param cfg: run.py's composed config, resolved to a dict
+    """
+    env_cfg = cfg["env"]
+    if env_cfg["wrapper"] == "sb3_atari":
+        env = make_atari_env(
+            env_cfg["id"],
+            n_envs=1,
+            seed=cfg["seed"],
+            wrapper_kwargs=env_cfg["wrapper_kwargs"],
+            env_kwargs=env_cfg["make_kwargs"],
+        )
+        return VecFrameStack(env, n_stack=env_cfg["frame_stack"])
+    assert env_cfg["wrapper"] == "none", f"no stock setup for wrapper {env_cfg['wrapper']}"
+    return make_vec_env(
+        env_cfg["id"], n_envs=1, seed=cfg["seed"], env_kwargs=env_cfg["make_kwargs"]
+    )
+
+
+def exploration_fraction(dqn: dict[str, Any], total_timesteps: int) -> float:
+    """SB3's ``exploration_fraction`` for run.py's epsilon schedule.
+
+    An anneal over ``exploration_anneal_steps`` env steps (held for none) is SB3's linear
+    schedule over that fraction of the run, also a fraction above 1 (a run shorter than the
+    anneal).
+    """
+    if dqn["exploration_anneal_steps"] is None:
+        return dqn["exploration_fraction"]
+    return dqn["exploration_anneal_steps"] / total_timesteps
+
+
+def stock_dqn(cfg: dict[str, Any], env: VecEnv) -> DQN:
+    """SB3's DQN with the values of run.py's composed config ``cfg`` (resolved to a dict)."""
+    dqn = cfg["dqn"]
+    # What SB3's DQN cannot express must be at its stock value, else the work would differ.
+    assert dqn["loss"] == "smooth_l1" and dqn["exploration_hold_steps"] == 0, dqn
+    learning_rate = dqn["learning_rate"]
+    if dqn["learning_rate_final"] is not None:
+        learning_rate = LinearSchedule(
+            learning_rate, dqn["learning_rate_final"], dqn["learning_rate_fraction"]
+        )
+    return DQN(
+        cfg["env"]["policy"],
+        env,
+        learning_rate=learning_rate,
+        seed=cfg["seed"],
+        device=cfg["device"],
+        policy_kwargs=stock_policy_kwargs(dqn["policy_kwargs"]),
+        exploration_fraction=exploration_fraction(dqn, cfg["total_timesteps"]),
+        **{key: dqn[key] for key in STOCK_KEYS},
+    )
