@@ -12,21 +12,29 @@ interval, gradient clipping, Adam's eps), the same buffer size, learning start, 
 threads, and one fixed epsilon: a random action skips the forward pass, so acting costs depend
 on epsilon.
 
-Each model learns in windows: a warm-up of ``--warmup`` updates (one-off costs such as a
-compilation stay out), then ``--steps`` timed env steps. A repeat times one window per side, the
-sides in alternating order; the ratio of a repeat is ours / stock in env steps per second, and
-the report gives the median. The gradient updates made inside each window are counted on both
-sides and must be equal. Every 2 and every 4 env steps; writes
-docs/benchmarks/breakout_throughput.md.
+Each side lives in its own process, as each would run for a user: ours sets what run.py sets
+(flush-to-zero for float32 denormals, ``flush_denormal``), stock SB3 does not. Each model learns
+in windows: a warm-up of ``--warmup`` updates (one-off costs such as a compilation stay out),
+then ``--steps`` timed env steps. A repeat times one window per side, the sides in alternating
+order (the other side's process waits meanwhile); the ratio of a repeat is ours / stock in env
+steps per second, and the report gives the median. The gradient updates made inside each window
+are counted on both sides and must be equal. After the windows each side times its parts (an
+update, acting, an env step) to show where an env step's time goes. Every 2 and every 4 env
+steps; writes docs/benchmarks/breakout_throughput.md.
+
+``python -m benchmarks.breakout_throughput --worker {ours,stock} ...`` is one side's process: it
+reads ``window`` / ``parts`` lines on stdin and answers each with a JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -114,17 +122,15 @@ def window_start(num_timesteps: int, learning_starts: int, train_freq: int, warm
 
 
 @dataclass
-class Side:
-    """One model under test and its timed windows."""
+class Model:
+    """One model under test, in its worker process."""
 
     name: str
     model: DQN
     env: VecEnv
-    rates: list[float] = field(default_factory=list)
-    updates: list[int] = field(default_factory=list)
 
-    def run_window(self, steps: int, warmup: int) -> None:
-        """Learn through a warm-up and ``steps`` timed env steps; record steps/s and updates."""
+    def run_window(self, steps: int, warmup: int) -> dict[str, float]:
+        """Learn through a warm-up and ``steps`` timed env steps; env steps/s and updates."""
         model = self.model
         assert isinstance(model.train_freq, TrainFreq)  # SB3 converts the int at set-up
         train_freq = model.train_freq.frequency
@@ -133,8 +139,46 @@ class Side:
         window = Window(start, steps)
         # Learn exactly to the window's end: learn() then ends after one more (untimed) update.
         model.learn(start + steps - model.num_timesteps, callback=window, reset_num_timesteps=False)
-        self.rates.append(steps / window.seconds)
-        self.updates.append(window.n_updates)
+        return {"rate": steps / window.seconds, "updates": window.n_updates}
+
+
+@dataclass
+class Side:
+    """A side's worker process and the results of its timed windows."""
+
+    name: str
+    process: subprocess.Popen[str]
+    rates: list[float] = field(default_factory=list)
+    updates: list[int] = field(default_factory=list)
+    compile_seconds: float | None = None
+
+    @classmethod
+    def start(cls, name: str, args: argparse.Namespace, train_freq: int) -> Side:
+        argv = [sys.executable, "-m", "benchmarks.breakout_throughput", "--worker", name,
+                "--train-freqs", str(train_freq), *worker_arguments(args)]  # fmt: skip
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return cls(name, process)
+
+    def ask(self, request: str) -> dict[str, Any]:
+        """Send one request line; the worker's JSON answer (its other output goes to stderr)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(request + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.name} worker ended (exit {self.process.wait()})")
+        return json.loads(line)
+
+    def run_window(self) -> None:
+        result = self.ask("window")
+        self.rates.append(result["rate"])
+        self.updates.append(result["updates"])
+        self.compile_seconds = result.get("compile_seconds")
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
 def compose_ours(overrides: Sequence[str]) -> DictConfig:
@@ -162,12 +206,12 @@ def our_overrides(args: argparse.Namespace, train_freq: int) -> list[str]:
     return overrides
 
 
-def build_ours(cfg: DictConfig) -> Side:
+def build_ours(cfg: DictConfig) -> Model:
     """Our pipeline, built as run.py builds it (the evaluation env is not needed)."""
     env, eval_env, model = _build(cfg)
     eval_env.close()
     assert isinstance(model, DQN), f"env=breakout algo=dqn built a {type(model).__name__}"
-    return Side("ours", model, env)
+    return Model("ours", model, env)
 
 
 def stock_kwargs(cfg: DictConfig) -> dict[str, Any]:
@@ -181,17 +225,19 @@ def stock_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return kwargs
 
 
-def build_stock(cfg: DictConfig) -> Side:
+def build_stock(cfg: DictConfig) -> Model:
     """Stock SB3: DQN + AtariWrapper + VecFrameStack(4) + ReplayBuffer, our values."""
     env = VecFrameStack(
         make_atari_env(STOCK_ENV_ID, n_envs=1, seed=cfg.seed, env_kwargs=STOCK_ENV_KWARGS),
         n_stack=4,
     )
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)  # as run.py does on our side
     model = DQN("CnnPolicy", env, seed=cfg.seed, device=cfg.device, **stock_kwargs(cfg))
-    return Side("stock", model, env)
+    return Model("stock", model, env)
 
 
-def components(side: Side, repeats: int = 200) -> dict[str, float]:
+def components(side: Model, repeats: int = 200) -> dict[str, float]:
     """Milliseconds of one gradient update, one ``predict`` and one env step, each timed alone.
 
     Run after the windows, on the side's own model, buffer and env: where an env step's time
@@ -247,29 +293,63 @@ def median_ratio(ours: Sequence[float], stock: Sequence[float]) -> tuple[list[fl
 
 
 def measure(
-    cfg: DictConfig, repeats: int, steps: int, warmup: int
+    args: argparse.Namespace, train_freq: int
 ) -> tuple[tuple[Side, Side], list[dict[str, float]]]:
     """Both sides, ``repeats`` windows each, in alternating order per repeat; then the parts of
     each side's step (:func:`components`)."""
-    sides = (build_ours(cfg), build_stock(cfg))
-    for repeat in range(repeats):
-        for side in sides if repeat % 2 == 0 else sides[::-1]:
-            side.run_window(steps, warmup)
-            print(
-                f"  repeat {repeat + 1} {side.name}: {side.rates[-1]:.1f} env steps/s, "
-                f"{side.updates[-1]} updates",
-                flush=True,
-            )
-    parts = [components(side) for side in sides]
-    for side in sides:
-        side.env.close()
+    sides = (Side.start("ours", args, train_freq), Side.start("stock", args, train_freq))
+    try:
+        for repeat in range(args.repeats):
+            for side in sides if repeat % 2 == 0 else sides[::-1]:
+                side.run_window()
+                print(
+                    f"  repeat {repeat + 1} {side.name}: {side.rates[-1]:.1f} env steps/s, "
+                    f"{side.updates[-1]} updates",
+                    flush=True,
+                )
+        parts = [side.ask("parts") for side in sides]
+    finally:
+        for side in sides:
+            side.close()
     return sides, parts
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One side's process: build it, then answer ``window`` and ``parts`` requests on stdin."""
+    answer = sys.stdout
+    sys.stdout = sys.stderr  # what SB3, ALE or W&B print must not mix with the answers
+    (train_freq,) = args.train_freqs
+    cfg = compose_ours(our_overrides(args, train_freq))
+    side = build_ours(cfg) if args.worker == "ours" else build_stock(cfg)
+    for request in sys.stdin:
+        result: dict[str, float | None]
+        if request.strip() == "window":
+            result = {**side.run_window(args.steps, args.warmup)}
+            result["compile_seconds"] = getattr(side.model, "compile_seconds", None)
+        else:
+            result = {**components(side)}
+        answer.write(json.dumps(result) + "\n")
+        answer.flush()
+    side.env.close()
+
+
+def worker_arguments(args: argparse.Namespace) -> list[str]:
+    """The command-line options a worker needs to build its side as the parent was asked."""
+    options = ["--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--buffer-size", str(args.buffer_size), "--learning-starts",
+               str(args.learning_starts), "--epsilon", str(args.epsilon), "--seed", str(args.seed),
+               "--device", args.device]  # fmt: skip
+    if args.threads:
+        options += ["--threads", str(args.threads)]
+    if args.compile is not None:
+        options += ["--compile", args.compile]
+    return options
 
 
 def section(train_freq: int, ours: Side, stock: Side, steps: int) -> list[str]:
     """Markdown section for one train_freq: per-repeat rates, update counts and ratios."""
     ratios, median = median_ratio(ours.rates, stock.rates)
-    compile_seconds = getattr(ours.model, "compile_seconds", None)
+    compile_seconds = ours.compile_seconds
     compiled = (
         f"compile time of ours (first compiled update, outside the windows): "
         f"{compile_seconds:.1f} s"
@@ -334,7 +414,9 @@ def header(args: argparse.Namespace, cfg: DictConfig, load: float) -> list[str]:
         f"policy_kwargs: {stock_policy_kwargs(shared['policy_kwargs'])} (SB3's own Adam)",
         "- both sides: `model.learn()` with SB3's default logger and no other callback than "
         "the timer (run.py's own callbacks, logging and progress bar: "
-        "docs/benchmarks/framework_overhead.md)",
+        "docs/benchmarks/framework_overhead.md), each in its own process; ours with "
+        f"flush_denormal: {OmegaConf.select(cfg, 'flush_denormal')} as run.py sets it, stock "
+        "with the CPU's default",
         f"- each window: {args.warmup} untimed warm-up updates, then {args.steps} timed env "
         f"steps; {args.repeats} repeats, sides in alternating order; ratio = median over "
         "repeats of (ours / stock env steps per second in the same repeat)",
@@ -356,7 +438,11 @@ def main() -> None:
                         help="dqn.compile on our side (default: the config's)")  # fmt: skip
     parser.add_argument("--train-freqs", type=int, nargs="+", default=list(TRAIN_FREQS))
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--worker", choices=("ours", "stock"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:
+        worker(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
@@ -368,7 +454,7 @@ def main() -> None:
             lines = header(args, cfg, load)
             print("\n".join(lines), flush=True)
         print(f"train every {train_freq}:", flush=True)
-        (ours, stock), parts = measure(cfg, args.repeats, args.steps, args.warmup)
+        (ours, stock), parts = measure(args, train_freq)
         # Same work on both sides, or the ratio means nothing.
         assert ours.updates == stock.updates, f"updates differ: {ours.updates}, {stock.updates}"
         result = [

@@ -172,21 +172,33 @@ def reference_layout(
     return ReferenceCNN, []
 
 
-def channels_last_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """Forward pre-hook: a batch of images goes in channels-last, as the weights are stored.
+class ChannelsLastInput:
+    """Forward pre-hook of a Q-network with channels-last weights: its batch of images goes in
+    channels-last too, and, for uint8 images, already scaled to [0, 1].
 
-    Converting the uint8 observations here, before the network scales them to floats, is one
-    cheap byte copy; otherwise each convolution converts its float input (forward, and again
-    for the weight gradient), which costs about a tenth of a Breakout update.
+    Otherwise each convolution converts its float input (forward, and again for the weight
+    gradient), which costs about a tenth of a Breakout update. Here the uint8 batch changes
+    layout (a quarter of the bytes), is converted to float and divided in place:
+    ``obs.float() / 255`` as SB3's ``preprocess_obs`` computes it, value for value, which the
+    network then skips (its ``normalize_images`` is turned off where this hook scales).
 
-    :param module: the Q-network (unused)
-    :param args: the forward's positional arguments, ``(obs,)``
-    :return: the arguments with a 4-d ``obs`` made channels-last; None (unchanged) otherwise
+    :param scale: divide by 255 here (uint8 images that the network would normalise)
     """
-    obs = args[0]
-    if isinstance(obs, th.Tensor) and obs.dim() == 4:
-        return (obs.contiguous(memory_format=th.channels_last), *args[1:])
-    return None
+
+    def __init__(self, scale: bool) -> None:
+        self.scale = scale
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        obs = args[0]
+        if not (isinstance(obs, th.Tensor) and obs.dim() == 4):
+            return None
+        if not obs.is_contiguous(memory_format=th.channels_last):
+            # The channels as the last axis, stacked: about 2.5x faster than torch's
+            # permuting copy (``contiguous(memory_format=...)``) for a few uint8 channels.
+            obs = th.stack(obs.unbind(1), dim=-1).permute(0, 3, 1, 2)
+        if self.scale:
+            obs = obs.float().div_(255.0)  # keeps the layout
+        return (obs, *args[1:])
 
 
 class DuelingQNetwork(QNetwork):
@@ -322,7 +334,9 @@ class QPolicy(DQNPolicy):
         if self.channels_last:
             # Only 4-d tensors change layout; values, and state_dict copies in and out, do not.
             q_net.to(memory_format=th.channels_last)  # type: ignore[call-overload]  # not in the stubs
-            q_net.register_forward_pre_hook(channels_last_input)
+            scale = q_net.normalize_images and is_image_space(self.observation_space)
+            q_net.normalize_images = not scale  # the hook scales, in the pass that converts
+            q_net.register_forward_pre_hook(ChannelsLastInput(scale))
         return q_net
 
     def _get_constructor_parameters(self) -> dict[str, Any]:

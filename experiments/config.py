@@ -189,6 +189,8 @@ class Config:
     total_timesteps: int = 50_000
     device: str = "auto"
     torch_threads: int | None = None
+    #: treat float32 denormals as zero on the CPU (flush-to-zero, denormals-are-zero)
+    flush_denormal: bool = True
     progress_bar: bool = True
     log_interval: int = 10
     stats_freq: int = 10_000

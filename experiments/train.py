@@ -91,6 +91,9 @@ def _envs_and_model(
     cfg: DictConfig, make_model: Callable[[DictConfig, VecEnv], BaseAlgorithm]
 ) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
     """The training env, the evaluation env and ``make_model(cfg, env)``; no env left open."""
+    # Before torch's first parallel op: its CPU threads inherit the mode when they are created.
+    # A config saved before the key existed gets the default.
+    torch.set_flush_denormal(bool(cfg.get("flush_denormal", True)))
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     env = _make_env(cfg, training=True)

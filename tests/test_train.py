@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import DictConfig
 
 from experiments.algos import ALGORITHMS
 from experiments.cli import CONF_DIR
-from experiments.train import train
+from experiments.train import _build, train
 from tests.wandb_records import history_rows, records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,8 @@ def test_short_training_smoke_per_env_and_algo(compose_config, tmp_path: Path, e
         "progress_bar=false",
     )
     run_dir = train(cfg, run_dir=tmp_path)
-    assert {"progress.csv", "evaluations.csv", "model.zip"} <= {p.name for p in run_dir.iterdir()}
+    written = {p.name for p in run_dir.iterdir()}
+    assert {"progress.csv", "evaluations.csv", "games.csv", "model.zip"} <= written
     model = ALGORITHMS[algo].cls.load(run_dir / "model.zip")
     assert model.num_timesteps >= 600
     with (run_dir / "evaluations.csv").open() as file:
@@ -158,3 +160,17 @@ def test_a_ppo_runs_wandb_config_holds_no_dqn_keys(tmp_path: Path) -> None:
     keys = {item.key for config in configs for item in config.update}
     assert "ppo.n_steps" in keys and "algo.name" in keys
     assert not any(key.startswith(("dqn", "replay")) for key in keys)
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_flush_denormal_sets_the_cpu_mode_before_the_model_is_built(
+    compose_config, flush: bool
+) -> None:
+    tiny = torch.tensor([1e-39])  # a float32 denormal: 0 once flushed, as an input or a result
+    try:
+        env, eval_env, _ = _build(compose_config(f"flush_denormal={flush}", *SHORT["dqn"]))
+        env.close()
+        eval_env.close()
+        assert bool((tiny * 0.5).item() == 0.0) is flush
+    finally:
+        torch.set_flush_denormal(False)  # the process default, for the tests that follow
