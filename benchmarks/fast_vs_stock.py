@@ -45,9 +45,9 @@ from benchmarks.breakout_throughput import command_args
 from benchmarks.framework_overhead import compose_config
 from benchmarks.machine import cpu_name, write_report
 from benchmarks.stock import stock_dqn, stock_env
-from custom.callbacks import PeriodicEvaluation
 from experiments.compare import PLOT_NAME, TABLE_NAME, EnvComparison, Estimate, compare
 from experiments.envs import make_env
+from experiments.train import periodic_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "benchmarks" / "fast_vs_stock"
@@ -59,22 +59,14 @@ FAST_LABEL = "dqn"
 
 def train_stock(seed: int, run_dir: Path, extra: list[str]) -> None:
     """One stock SB3 run with run.py's config for ``seed``; a run dir that compare reads."""
-    cfg = compose_config([*SHARED, *extra, f"seed={seed}"])
+    cfg = compose_config([*SHARED, *extra, f"seed={seed}", "progress_bar=false"])
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     model = stock_dqn(plain, stock_env(plain))
     eval_env = make_env(cfg, training=False)
     run_dir.mkdir(parents=True, exist_ok=True)
-    evaluation = PeriodicEvaluation(
-        eval_env,
-        csv_path=run_dir / "evaluations.csv",
-        freq=cfg.eval.freq,
-        episodes=cfg.eval.episodes,
-        final_episodes=cfg.eval.final_episodes,
-        epsilon=cfg.eval.epsilon,
-    )
-    model.learn(cfg.total_timesteps, callback=evaluation)
+    model.learn(cfg.total_timesteps, callback=periodic_evaluation(cfg, eval_env, run_dir))
     eval_env.close()
     plain["algo"]["name"] = STOCK_LABEL
     (run_dir / ".hydra").mkdir(exist_ok=True)

@@ -89,7 +89,8 @@ VECTOR = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 SETUPS = [
     Setup("Breakout: Nature CNN, obs (4, 84, 84) uint8, 4 actions", "CnnPolicy", IMAGE, 4, 8),
     Setup("CartPole: MLP [64, 64], obs (4,) float32, 2 actions", "MlpPolicy", VECTOR, 2, 64),
-    Setup("CartPole: MLP [64, 64], as `learn()` calls it", "MlpPolicy", VECTOR, 2, 1, calls=64),
+    # conf/hparams/dqn/cartpole.yaml: learn() asks for 8 gradient steps every 16 env steps
+    Setup("CartPole: MLP [64, 64], as `learn()` calls it", "MlpPolicy", VECTOR, 2, 8, calls=8),
 ]
 
 

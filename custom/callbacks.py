@@ -228,16 +228,19 @@ class TrainingStats(BaseCallback):
         self.every.restart(self.num_timesteps)
 
     def _on_step(self) -> bool:
+        # Every env step: a few array operations only (reshaping waits for the row).
         if self.every.freq <= 0:
             return True
-        self._actions.append(np.asarray(self.locals["actions"]).reshape(-1))
-        self._running_return += np.asarray(self.locals["rewards"], dtype=np.float64)
+        self._actions.append(self.locals["actions"])
+        self._running_return += self.locals["rewards"]
         self._running_length += 1
-        for env_index in np.flatnonzero(self.locals["dones"]):
-            self._returns.append(float(self._running_return[env_index]))
-            self._lengths.append(int(self._running_length[env_index]))
-            self._running_return[env_index] = 0.0
-            self._running_length[env_index] = 0
+        dones = self.locals["dones"]
+        if dones.any():
+            for env_index in np.flatnonzero(dones):
+                self._returns.append(float(self._running_return[env_index]))
+                self._lengths.append(int(self._running_length[env_index]))
+                self._running_return[env_index] = 0.0
+                self._running_length[env_index] = 0
         if self.every.due(self.num_timesteps):
             self._write_row()
         return True
@@ -246,7 +249,8 @@ class TrainingStats(BaseCallback):
         if self._returns:
             self.logger.record("rollout/life_rew_mean", float(np.mean(self._returns)))
             self.logger.record("rollout/life_len_mean", float(np.mean(self._lengths)))
-        self.logger.record("rollout/actions", np.concatenate(self._actions), exclude=MEDIA_EXCLUDED)
+        actions = np.concatenate([np.asarray(a).reshape(-1) for a in self._actions])
+        self.logger.record("rollout/actions", actions, exclude=MEDIA_EXCLUDED)
         self._actions.clear()
         self.logger.dump(self.num_timesteps)
 
@@ -279,7 +283,7 @@ class TrainingGames(BaseCallback):
             with self.csv_path.open("a", newline="") as file:
                 writer = csv.writer(file)
                 for game in games:
-                    writer.writerow((self.num_timesteps, f"{game['r']:g}", game["l"]))
+                    writer.writerow((self.num_timesteps, f"{game['r']:.10g}", game["l"]))
         return True
 
 

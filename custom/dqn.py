@@ -129,8 +129,8 @@ class TargetDQN(DQN):
         ``action_space.sample()`` per env when exploring) and the same greedy actions, so a
         seeded run acts as stock DQN does. A batch of array observations in the model's own
         layout (what ``learn()`` passes every step) skips ``BasePolicy.predict``'s checks and
-        conversions and runs under ``torch.inference_mode``: a quarter of the cost of acting
-        on Breakout. Anything else (one unbatched observation, dicts, channel-last images)
+        conversions and runs under ``torch.inference_mode``: acting on Breakout costs about a
+        quarter less. Anything else (one unbatched observation, dicts, channel-last images)
         goes through SB3's own path.
         """
         shape = self.observation_space.shape

@@ -196,8 +196,8 @@ class ChannelsLastInput:
             # The channels as the last axis, stacked: about 2.5x faster than torch's
             # permuting copy (``contiguous(memory_format=...)``) for a few uint8 channels.
             obs = th.stack(obs.unbind(1), dim=-1).permute(0, 3, 1, 2)
-        if self.scale:
-            obs = obs.float().div_(255.0)  # keeps the layout
+        if self.scale:  # keeps the layout; never divides the caller's own float tensor in place
+            obs = obs.float() / 255.0 if obs.is_floating_point() else obs.float().div_(255.0)
         return (obs, *args[1:])
 
 
@@ -270,10 +270,11 @@ class QPolicy(DQNPolicy):
     :param dueling: use :class:`DuelingQNetwork` instead of SB3's ``QNetwork`` (a bool)
     :param network: ``"sb3"`` (SB3's features and head, as configured) or ``"reference"``
         (:class:`ReferenceCNN` and a Glorot-initialised output layer; takes no ``net_arch``)
-    :param channels_last: store the convolution weights channels-last (NHWC), so that the
-        convolutions and their gradients run in that layout: the same function to float
-        rounding, and on a CPU about 1.2x faster a Breakout update (oneDNN's NCHW weight
-        gradient is slow; ``python -m benchmarks.train_step``). No effect without convolutions.
+    :param channels_last: store the convolution weights channels-last (NHWC) and feed them
+        images in that layout (:class:`ChannelsLastInput`), so that the convolutions and their
+        gradients run in it: the same function to float rounding, and on a CPU a faster
+        Breakout update (oneDNN's NCHW weight gradient is slow; ``python -m
+        benchmarks.compiled_update``). No effect without convolutions.
     """
 
     default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor

@@ -256,17 +256,7 @@ def _learn(
                 replay=cfg.checkpoint.replay,
             )
             model.set_logger(make_logger(run_dir, run, cfg.verbose, append=resume is not None))
-            evaluation = PeriodicEvaluation(
-                eval_env,
-                csv_path=run_dir / "evaluations.csv",
-                freq=cfg.eval.freq,
-                episodes=cfg.eval.episodes,
-                final_episodes=cfg.eval.final_episodes,
-                epsilon=cfg.eval.epsilon,
-                gif_path=run_dir / "best_episode.gif" if cfg.eval.gif else None,
-                progress_bar=cfg.progress_bar,
-                verbose=cfg.verbose,
-            )
+            evaluation = periodic_evaluation(cfg, eval_env, run_dir)
             nan_guard = StopOnNonFinite()
             callbacks = [
                 TrainingStats(cfg.stats_freq),
@@ -311,6 +301,21 @@ def _learn(
             f"final evaluation: {scores.mean():.3f} +/- {scores.std():.3f} over "
             f"{len(scores)} episodes; run dir: {run_dir}"
         )
+
+
+def periodic_evaluation(cfg: DictConfig, eval_env: VecEnv, run_dir: Path) -> PeriodicEvaluation:
+    """The evaluation callback that ``cfg.eval`` describes, writing into ``run_dir``."""
+    return PeriodicEvaluation(
+        eval_env,
+        csv_path=run_dir / "evaluations.csv",
+        freq=cfg.eval.freq,
+        episodes=cfg.eval.episodes,
+        final_episodes=cfg.eval.final_episodes,
+        epsilon=cfg.eval.epsilon,
+        gif_path=run_dir / "best_episode.gif" if cfg.eval.gif else None,
+        progress_bar=cfg.progress_bar,
+        verbose=cfg.verbose,
+    )
 
 
 def _stop_on_nan(

@@ -322,3 +322,14 @@ def test_channels_last_changes_nothing_without_convolutions() -> None:
 def test_channels_last_must_be_a_bool(channels_last: object) -> None:
     with pytest.raises(TypeError, match="policy keyword channels_last must be True or False"):
         _breakout_model(channels_last=channels_last)
+
+
+def test_channels_last_never_scales_a_float_input_in_place() -> None:
+    model = _breakout_model(channels_last=True)
+    obs = torch.rand(2, 4, 84, 84).mul_(255).contiguous(memory_format=torch.channels_last)
+    before = obs.clone()
+    plain = _breakout_model()
+    plain.policy.load_state_dict(model.policy.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model.q_net(obs), plain.q_net(obs), rtol=1e-5, atol=1e-6)
+    assert torch.equal(obs, before)
