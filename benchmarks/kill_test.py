@@ -2,9 +2,10 @@
 
     python -m benchmarks.kill_test [--runs 20] [--seed 0] [--out docs/reports/kill_test.md]
 
-Each run starts ``run.py`` (W&B offline), waits until training has logged its first row, then
-sends SIGINT, SIGTERM or SIGKILL (in turn) after a random delay, and runs ``run.py
-resume=RUN_DIR``. Checks, per run:
+Each run starts ``run.py`` (W&B offline), waits until training has logged a random step of its
+budget, sends SIGINT, SIGTERM or SIGKILL (in turn), and runs ``run.py resume=RUN_DIR``. The
+moment is a step, not a delay, so that a faster loop or a slower machine cannot let the run
+finish before the signal. Checks, per run:
 
 - the killed process exits with 130 (SIGINT), 143 (SIGTERM) or -9 (SIGKILL);
 - the resumed run exits with 0, and its ``model.zip`` has ``total_timesteps`` steps (within one
@@ -59,7 +60,7 @@ class Outcome:
     """One kill-and-resume run: what happened and whether every check held."""
 
     signal: str
-    delay_s: float
+    at_step: int
     killed_rc: int
     resumed_rc: int
     logged_before_kill: int
@@ -95,19 +96,20 @@ def _table_steps(run_dir: Path, name: str) -> list[int]:
         return [int(row["timesteps"]) for row in csv.DictReader(file)]
 
 
-def kill_and_resume(run_dir: Path, signum: int, delay_s: float, seed: int = 0) -> Outcome:
-    """Start a run, send ``signum`` ``delay_s`` seconds after its first logged row, resume it."""
+def kill_and_resume(run_dir: Path, signum: int, at_step: int, seed: int = 0) -> Outcome:
+    """Start a run, send ``signum`` once it has logged step ``at_step`` or later, resume it."""
+    if not 0 <= at_step < TOTAL:
+        raise ValueError(f"at_step must be in [0, {TOTAL}), got {at_step}")
     command = [sys.executable, "run.py", *ARGS, f"seed={seed}", f"hydra.run.dir={run_dir}"]
     log_path = run_dir.with_suffix(".log")
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=log, stderr=log)
         deadline = time.monotonic() + 120
-        while not _logged_steps(run_dir) and process.poll() is None:
+        while max(_logged_steps(run_dir), default=-1) < at_step and process.poll() is None:
             if time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"{run_dir}: no training row within 120 s")
-            time.sleep(0.2)
-        time.sleep(delay_s)
+                raise RuntimeError(f"{run_dir}: step {at_step} not logged within 120 s")
+            time.sleep(0.05)
         process.send_signal(signum)
         killed_rc = process.wait(timeout=300)
     logged_before_kill = max(_logged_steps(run_dir), default=0)
@@ -142,7 +144,7 @@ def kill_and_resume(run_dir: Path, signum: int, delay_s: float, seed: int = 0) -
         problems.append(f"{len(ids)} W&B run ids")
     outcome = Outcome(
         signal=signal.Signals(signum).name,
-        delay_s=delay_s,
+        at_step=at_step,
         killed_rc=killed_rc,
         resumed_rc=resumed.returncode,
         logged_before_kill=logged_before_kill,
@@ -178,13 +180,13 @@ def report(outcomes: list[Outcome], seconds: float) -> str:
         "step logged before the kill minus the checkpoint's step: a lower bound, rows are "
         "logged per episode).",
         "",
-        "| # | signal | delay (s) | exit | resume exit | last logged step | resumed from | "
+        "| # | signal | signalled at step | exit | resume exit | last logged step | resumed from | "
         "redone | final steps | steps twice | W&B ids | ok |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for index, o in enumerate(outcomes, 1):
         lines.append(
-            f"| {index} | {o.signal} | {o.delay_s:.1f} | {o.killed_rc} | {o.resumed_rc} | "
+            f"| {index} | {o.signal} | {o.at_step} | {o.killed_rc} | {o.resumed_rc} | "
             f"{o.logged_before_kill} | {o.resumed_from} | {o.redone} | {o.final_steps} | "
             f"{o.duplicate_steps} | {o.wandb_ids} | {'yes' if o.ok else 'NO: ' + o.problem} |"
         )
@@ -198,8 +200,7 @@ def main() -> None:
     """Run the kill test ``--runs`` times and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random delays")
-    parser.add_argument("--max-delay", type=float, default=15.0, help="seconds after first row")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random kill steps")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/valuerl_kill_test"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "reports" / "kill_test.md")
     args = parser.parse_args()
@@ -211,7 +212,7 @@ def main() -> None:
     for index in range(args.runs):
         run_dir = args.workdir / f"run{index:02d}_{int(time.time())}"
         signum = signals[index % len(signals)]
-        outcome = kill_and_resume(run_dir, signum, rng.uniform(0.0, args.max_delay))
+        outcome = kill_and_resume(run_dir, signum, rng.randrange(TOTAL * 9 // 10))
         print(f"{index + 1}/{args.runs} {outcome}", flush=True)
         outcomes.append(outcome)
     text = report(outcomes, time.monotonic() - start)

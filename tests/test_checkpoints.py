@@ -243,14 +243,14 @@ def test_the_wandb_api_key_is_never_written_to_the_run_dir(tmp_path: Path) -> No
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("signum", "delay_s"),
-    [(signal.SIGINT, 2.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 3.0)],
+    ("signum", "at_step"),
+    [(signal.SIGINT, 2_000), (signal.SIGTERM, 5_000), (signal.SIGKILL, 3_500)],
     ids=["SIGINT", "SIGTERM", "SIGKILL"],
 )
 def test_a_run_killed_at_any_moment_resumes_to_its_budget_without_doubles(
-    tmp_path: Path, signum: int, delay_s: float
+    tmp_path: Path, signum: int, at_step: int
 ) -> None:
-    outcome = kill_and_resume(tmp_path / "run", signum, delay_s)
+    outcome = kill_and_resume(tmp_path / "run", signum, at_step)
     assert outcome.ok, outcome.problem
     if signum == signal.SIGKILL:
         assert 0 <= outcome.redone <= CHECKPOINT_FREQ
