@@ -3,9 +3,9 @@
     python -m benchmarks.kill_test [--runs 20] [--seed 0] [--out docs/reports/kill_test.md]
 
 Each run starts ``run.py`` (W&B offline), waits until training has logged a random step of its
-budget, sends SIGINT, SIGTERM or SIGKILL (in turn), and runs ``run.py resume=RUN_DIR``. The
-moment is a step, not a delay, so that a faster loop or a slower machine cannot let the run
-finish before the signal. Checks, per run:
+budget (for SIGKILL, one after the first checkpoint), sends SIGINT, SIGTERM or SIGKILL (in
+turn), and runs ``run.py resume=RUN_DIR``. The moment is a step, not a delay, so that a faster
+loop or a slower machine cannot let the run finish before the signal. Checks, per run:
 
 - the killed process exits with 130 (SIGINT), 143 (SIGTERM) or -9 (SIGKILL);
 - the resumed run exits with 0, and its ``model.zip`` has ``total_timesteps`` steps (within one
@@ -212,7 +212,10 @@ def main() -> None:
     for index in range(args.runs):
         run_dir = args.workdir / f"run{index:02d}_{int(time.time())}"
         signum = signals[index % len(signals)]
-        outcome = kill_and_resume(run_dir, signum, rng.randrange(TOTAL * 9 // 10))
+        # SIGKILL before the first checkpoint leaves nothing to resume (run.py says so in one
+        # line): draw its step after that checkpoint; a stop by SIGINT or SIGTERM writes one.
+        first = CHECKPOINT_FREQ if signum == signal.SIGKILL else 0
+        outcome = kill_and_resume(run_dir, signum, rng.randrange(first, TOTAL * 9 // 10))
         print(f"{index + 1}/{args.runs} {outcome}", flush=True)
         outcomes.append(outcome)
     text = report(outcomes, time.monotonic() - start)
