@@ -9,7 +9,13 @@ dqn.buffer_size=10000 total_timesteps=750000 seed=S``, the setup of rl-zoo's pub
 ``0.monitor.csv``. Both logs list every whole training game (score and length); ours also
 says at which env step it ended (``games.csv``), the zoo's does not, so its steps are counted
 from the lengths: SB3's Monitor sits on the frame-skip-1 env, so a length is in frames, 4 per
-agent step. Our games are counted both ways, so the like-for-like comparison is exact.
+agent step, plus the frames that AtariWrapper plays itself at each reset (no-ops, FIRE, the
+step after a life lost), which are no agent's steps. Two ways to compare like with like:
+
+- frames / 4 on both sides: our games are counted that way too, exactly as the zoo's;
+- env steps on both sides: ours as logged, the zoo's estimated as frames / 4 minus the reset
+  steps per game measured on our runs (the same wrappers; about 17, whatever the score). On
+  the zoo's 10M-step log this lands its last game within 0.01 % of 10M env steps.
 
 Prints a markdown table: per ``--window`` of env steps, the number of games and their mean
 score, for each run and the zoo (docs/reports/breakout_750k.md holds it); writes a PNG of the
@@ -74,6 +80,18 @@ def read_monitor(path: Path) -> Games:
     return games
 
 
+def reset_steps_per_game(runs: list[Games]) -> float:
+    """Steps per game that frames / 4 counts beyond the env steps (the wrappers' resets)."""
+    extra = sum(float(g.steps_from_lengths[-1] - g.steps[-1]) for g in runs)
+    return extra / sum(len(g.steps) for g in runs)
+
+
+def with_estimated_env_steps(zoo: Games, reset_steps: float) -> Games:
+    """The zoo's games with env steps estimated: frames / 4 minus ``reset_steps`` per game."""
+    steps = zoo.steps_from_lengths - reset_steps * np.arange(1, len(zoo.lengths) + 1)
+    return Games(zoo.label, steps, zoo.scores, zoo.lengths)
+
+
 def window_means(
     steps: np.ndarray, scores: np.ndarray, edges: np.ndarray
 ) -> list[tuple[int, float]]:
@@ -102,7 +120,7 @@ def figure(runs: list[Games], zoo: Games, end: int) -> Figure:
         dots = ax.scatter(games.steps[keep], games.scores[keep], s=2, alpha=0.25)
         ax.plot(games.steps[keep], rolling_mean(games.scores)[keep], color=dots.get_facecolor()[0],
                 alpha=1.0, label=f"{games.label} (mean of last {ROLLING} games)")  # fmt: skip
-    ax.set_xlabel("env steps (zoo: frames / 4)")
+    ax.set_xlabel("env steps (zoo: estimated from frames)")
     ax.set_ylabel("training game score (whole game, raw)")
     ax.set_xlim(0, end)
     ax.grid(alpha=0.3)
@@ -112,16 +130,19 @@ def figure(runs: list[Games], zoo: Games, end: int) -> Figure:
 
 
 def table(runs: list[Games], zoo: Games, edges: np.ndarray) -> list[str]:
-    """Markdown: per window, games and mean score of each run (two step counts) and the zoo."""
+    """Markdown: per window, games and mean score of each run and the zoo, both step counts.
+
+    :param zoo: with ``steps`` the estimated env steps (:func:`with_estimated_env_steps`)
+    """
     windows = [f"{low / 1e3:.0f}k-{high / 1e3:.0f}k" for low, high in itertools.pairwise(edges)]
     lines = [
         "| log | steps counted by | " + " | ".join(windows) + " |",
         "|---|---|" + "---:|" * len(windows),
     ]
-    for games, counted in [(g, how) for g in runs for how in ("env steps", "frames / 4")] + [
-        (zoo, "frames / 4")
-    ]:
-        steps = games.steps if counted == "env steps" else games.steps_from_lengths
+    rows = [(g, "env steps", g.steps) for g in runs]
+    rows += [(zoo, "env steps (estimated)", zoo.steps)]
+    rows += [(g, "frames / 4", g.steps_from_lengths) for g in [*runs, zoo]]
+    for games, counted, steps in rows:
         cells = [f"{mean:.2f} ({n})" for n, mean in window_means(steps, games.scores, edges)]
         lines.append(f"| {games.label} | {counted} | " + " | ".join(cells) + " |")
     return lines
@@ -136,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     runs = [read_games(run_dir) for run_dir in args.runs]
-    zoo = read_monitor(args.zoo)
+    reset_steps = reset_steps_per_game(runs)
+    zoo = with_estimated_env_steps(read_monitor(args.zoo), reset_steps)
     edges = np.arange(0, args.end + 1, args.window)
     figure(runs, zoo, args.end).savefig(args.png, dpi=110)
     lines = [
-        "Mean full-game training score per window (games that ended in it, in brackets):",
+        "Mean full-game training score per window (games that ended in it, in brackets). "
+        f"The zoo's env steps: frames / 4 minus {reset_steps:.1f} reset steps per game, as "
+        f"measured on our runs; its last game ends at {zoo.steps[-1]:,.0f} estimated env steps.",
         "",
         *table(runs, zoo, edges),
         "",

@@ -1,13 +1,20 @@
-"""The arithmetic of the throughput and overhead benchmarks: windows, differencing, ratios."""
+"""The arithmetic of the benchmarks: windows, differencing, ratios, the zoo's step counts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from stable_baselines3.common.utils import LinearSchedule
 
 from benchmarks.breakout_throughput import median_ratio, window_start
+from benchmarks.breakout_vs_zoo import (
+    Games,
+    reset_steps_per_game,
+    window_means,
+    with_estimated_env_steps,
+)
 from benchmarks.framework_overhead import (
     final_evaluation_seconds,
     paired_ratios,
@@ -87,3 +94,19 @@ def test_stock_policy_kwargs_drop_our_speed_ups_only() -> None:
 def test_stock_policy_kwargs_refuse_a_network_stock_sb3_cannot_build(changed: dict) -> None:
     with pytest.raises(ValueError, match="stock SB3 has no"):
         stock_policy_kwargs({"net_arch": [64], **changed})
+
+
+def test_the_zoo_env_steps_are_frames_over_4_minus_the_reset_steps_our_runs_show() -> None:
+    # Two games of 100 and 50 agent steps, each with 20 frames (5 steps) of resets.
+    ours = Games("ours", np.array([100, 150]), np.array([3.0, 5.0]), np.array([420, 220]))
+    assert reset_steps_per_game([ours]) == pytest.approx(5.0)
+    zoo = Games("zoo", np.zeros(0), np.array([1.0, 2.0, 9.0]), np.array([420, 220, 820]))
+    estimated = with_estimated_env_steps(zoo, 5.0)
+    np.testing.assert_allclose(estimated.steps, [100, 150, 350])
+    # Windows by the estimate: the third game ends at 350 env steps, not 365 (frames / 4).
+    edges = np.array([0, 200, 360])
+    assert window_means(estimated.steps, estimated.scores, edges) == [(2, 1.5), (1, 9.0)]
+    assert window_means(zoo.steps_from_lengths, zoo.scores, edges)[1] == (
+        0,
+        pytest.approx(np.nan, nan_ok=True),
+    )
