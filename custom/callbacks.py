@@ -11,12 +11,15 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import warnings
 from collections import deque
 from pathlib import Path
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.vec_env import VecEnv
+from tqdm import TqdmExperimentalWarning
+from tqdm.rich import tqdm as tqdm_rich
 
 from custom.evaluation import GameResults, play_games, save_gif
 
@@ -197,6 +200,33 @@ def summary(num_timesteps: int, results: GameResults) -> str:
         f"{len(scores)} games, mean length {results.lengths.mean():.0f} steps, "
         f"{results.truncated} truncated, {results.wall_time_s:.1f} s"
     )
+
+
+class ProgressBar(ProgressBarCallback):
+    """SB3's progress bar (tqdm with rich), redrawn ``refresh_per_second`` times a second.
+
+    rich redraws its bar 10 times a second by default, in a thread that renders in Python
+    (holding the GIL) and writes escape codes that W&B's console capture forwards to its
+    service: that cost a CartPole run about 9 % of its env steps per second
+    (docs/benchmarks/framework_overhead.md). Twice a second is as readable.
+
+    :param refresh_per_second: redraws per second, of rich's display and of tqdm's count
+    """
+
+    def __init__(self, refresh_per_second: float = 2.0) -> None:
+        super().__init__()
+        if refresh_per_second <= 0:
+            raise ValueError(f"refresh_per_second must be > 0, got {refresh_per_second}")
+        self.refresh_per_second = refresh_per_second
+
+    def _on_training_start(self) -> None:
+        with warnings.catch_warnings():  # "rich is experimental": SB3 silences it too
+            warnings.simplefilter("ignore", TqdmExperimentalWarning)
+            self.pbar = tqdm_rich(
+                total=self.locals["total_timesteps"] - self.model.num_timesteps,
+                mininterval=1.0 / self.refresh_per_second,
+                options={"refresh_per_second": self.refresh_per_second},
+            )
 
 
 class TrainingStats(BaseCallback):

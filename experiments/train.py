@@ -20,7 +20,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from custom.callbacks import PeriodicEvaluation, StopOnNonFinite, TrainingGames, TrainingStats
+from custom.callbacks import (
+    PeriodicEvaluation,
+    ProgressBar,
+    StopOnNonFinite,
+    TrainingGames,
+    TrainingStats,
+)
 from custom.checkpointing import PeriodicCheckpoint, StopOnSignal
 from experiments.algos import build_model
 from experiments.checkpoints import (
@@ -266,12 +272,12 @@ def _learn(
             ]
             callbacks += [nan_guard] if cfg.stop_on_nan else []
             callbacks += [PeriodicCheckpoint(cfg.checkpoint.freq, checkpointer.save), stop]
+            callbacks += [ProgressBar()] if cfg.progress_bar else []
             model.learn(
                 # SB3 adds num_timesteps to this when reset_num_timesteps is False
                 total_timesteps=cfg.total_timesteps - model.num_timesteps,
                 callback=callbacks,
                 log_interval=cfg.log_interval,
-                progress_bar=cfg.progress_bar,
                 reset_num_timesteps=resume is None,
             )
             if cfg.stop_on_nan and (nan_guard.bad is not None or not nan_guard.check()):

@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
@@ -15,6 +16,7 @@ from custom.callbacks import (
     EVALUATION_FIELDS,
     GAME_FIELDS,
     PeriodicEvaluation,
+    ProgressBar,
     TrainingGames,
     TrainingStats,
 )
@@ -137,3 +139,15 @@ def test_training_games_logs_every_whole_game_the_monitor_reports(tmp_path: Path
         for monitor in env.envs
         for length in monitor.get_episode_lengths()  # type: ignore[attr-defined]
     )
+
+
+def test_progress_bar_counts_every_step_and_redraws_at_the_rate_asked() -> None:
+    model = DQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), learning_starts=50,
+                policy_kwargs={"net_arch": [8]}, seed=0)  # fmt: skip
+    bar = ProgressBar(refresh_per_second=4.0)
+    model.learn(200, callback=bar)
+    assert bar.pbar.n == model.num_timesteps == 200  # 2 envs: 2 steps per call
+    assert bar.pbar.mininterval == 0.25
+    assert bar.pbar._prog.live.refresh_per_second == 4.0  # rich's own redraw thread
+    with pytest.raises(ValueError, match="refresh_per_second"):
+        ProgressBar(refresh_per_second=0)
