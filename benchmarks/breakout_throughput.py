@@ -47,7 +47,6 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
@@ -58,8 +57,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from benchmarks.machine import cpu_name, write_report
 from benchmarks.stock import stock_policy_kwargs
-from experiments.cli import CONF_DIR
-from experiments.config import register_configs
+from experiments.config import compose_config
 from experiments.train import _build
 
 gym.register_envs(ale_py)
@@ -183,9 +181,7 @@ class Side:
 
 def compose_ours(overrides: Sequence[str]) -> DictConfig:
     """The config ``python run.py env=breakout algo=dqn OVERRIDES`` gets."""
-    register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=["env=breakout", "algo=dqn", *overrides])
+    return compose_config(["env=breakout", "algo=dqn", *overrides])
 
 
 def our_overrides(args: argparse.Namespace, train_freq: int) -> list[str]:

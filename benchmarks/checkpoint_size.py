@@ -15,12 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
 from benchmarks.machine import cpu_name
 from experiments.checkpoints import MODEL, REPLAY, Checkpointer
-from experiments.cli import CONF_DIR
-from experiments.config import register_configs
+from experiments.config import compose_config
 from experiments.train import _build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +34,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "reports" / "checkpoints.md")
     args = parser.parse_args()
     n = args.transitions
-    register_configs()
     overrides = [
         "env=breakout",
         f"dqn.buffer_size={n}",
@@ -46,8 +42,7 @@ def main() -> None:
         "logger=none",
         "progress_bar=false",
     ]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose_config(overrides)
     env, eval_env, model = _build(cfg)
     start = time.perf_counter()
     model.learn(n)

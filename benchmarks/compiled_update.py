@@ -32,10 +32,10 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.utils import get_device
 
-from benchmarks.framework_overhead import compose_config
 from benchmarks.machine import cpu_name, write_report
 from benchmarks.train_step import BATCH_SIZE, BUFFER_SIZE, SETUPS, build, time_jobs
 from custom.dqn import TargetDQN
+from experiments.config import compose_config
 from experiments.envs import make_env
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "compiled_update.md"

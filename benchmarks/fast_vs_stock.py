@@ -35,17 +35,16 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import stable_baselines3
 import torch
 from omegaconf import OmegaConf
 
 from benchmarks.breakout_throughput import command_args
-from benchmarks.framework_overhead import compose_config
 from benchmarks.machine import cpu_name, write_report
-from benchmarks.stock import stock_dqn, stock_env
+from benchmarks.stock import stock_model
 from experiments.compare import PLOT_NAME, TABLE_NAME, EnvComparison, Estimate, compare
+from experiments.config import compose_config
 from experiments.envs import make_env
 from experiments.train import periodic_evaluation
 
@@ -60,17 +59,14 @@ FAST_LABEL = "dqn"
 def train_stock(seed: int, run_dir: Path, extra: list[str]) -> None:
     """One stock SB3 run with run.py's config for ``seed``; a run dir that compare reads."""
     cfg = compose_config([*SHARED, *extra, f"seed={seed}", "progress_bar=false"])
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    model = stock_dqn(plain, stock_env(plain))
+    model = stock_model(cfg)
     eval_env = make_env(cfg, training=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.learn(cfg.total_timesteps, callback=periodic_evaluation(cfg, eval_env, run_dir))
     eval_env.close()
-    plain["algo"]["name"] = STOCK_LABEL
+    cfg.algo.name = STOCK_LABEL
     (run_dir / ".hydra").mkdir(exist_ok=True)
-    OmegaConf.save(OmegaConf.create(plain), run_dir / ".hydra" / "config.yaml")
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=True)
 
 
 def run(argv: list[str]) -> None:

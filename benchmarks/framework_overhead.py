@@ -56,14 +56,11 @@ import ale_py
 import gymnasium as gym
 import stable_baselines3
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.breakout_throughput import command_args
 from benchmarks.machine import cpu_name, write_report
-from benchmarks.stock import stock_dqn, stock_env
-from experiments.cli import CONF_DIR
-from experiments.config import register_configs
+from benchmarks.stock import stock_model
+from experiments.config import compose_config
 from experiments.train import _build
 
 gym.register_envs(ale_py)
@@ -125,10 +122,7 @@ def plain_train(kind: str, overrides: Sequence[str]) -> None:
     """
     cfg = compose_config(overrides)
     if kind == "sb3":
-        plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-        if cfg.torch_threads:
-            torch.set_num_threads(cfg.torch_threads)
-        stock_dqn(plain, stock_env(plain)).learn(cfg.total_timesteps)
+        stock_model(cfg).learn(cfg.total_timesteps)
         return
     env, eval_env, model = _build(cfg)  # sets torch_threads as run.py does
     eval_env.close()
@@ -221,13 +215,6 @@ class Side:
         """Steady-state env steps per second of each repeat."""
         pairs = zip(self.seconds[short], self.seconds[long], strict=True)
         return [steady_rate(short, s, long, t) for s, t in pairs]
-
-
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """The config run.py composes from ``overrides``."""
-    register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 def run_side(side: Side, setup: Setup, steps: int, workdir: Path, env: dict[str, str]) -> None:

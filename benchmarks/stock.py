@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
@@ -104,3 +106,12 @@ def stock_dqn(cfg: dict[str, Any], env: VecEnv) -> DQN:
         exploration_fraction=exploration_fraction(dqn, cfg["total_timesteps"]),
         **{key: dqn[key] for key in STOCK_KEYS},
     )
+
+
+def stock_model(cfg: DictConfig) -> DQN:
+    """Stock SB3's DQN on the env SB3 alone builds, for run.py's composed config ``cfg``, with
+    its torch threads set as run.py sets them."""
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    return stock_dqn(plain, stock_env(plain))

@@ -14,22 +14,32 @@ from __future__ import annotations
 import difflib
 import inspect
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 import gymnasium as gym
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from custom.losses import LOSSES
 from experiments.algos import FAMILIES, AlgoSpec, algo_arguments, algo_spec, replay_buffer_class
+from experiments.cli import CONF_DIR
 from experiments.envs import EVAL_SEED_OFFSET, wrapper_options
 from experiments.errors import ConfigError, require_one_of
 from experiments.tracking import check_logger
 
-__all__ = ["Config", "ConfigError", "config_warnings", "register_configs", "run_config", "validate"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "compose_config",
+    "config_warnings",
+    "register_configs",
+    "run_config",
+    "validate",
+]
 
 
 @dataclass
@@ -208,6 +218,14 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True)
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config ``python run.py OVERRIDES`` composes, outside a Hydra app (no run dir, no
+    checks): for benchmarks and tests that build what run.py builds."""
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
 
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:

@@ -7,18 +7,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from experiments.cli import CONF_DIR
-from experiments.config import register_configs
+from experiments import config
 
 # Tests never reach the network: W&B is disabled unless a test turns offline mode on itself.
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
 torch.set_num_threads(1)
-register_configs()
+config.register_configs()
 
 ComposeFn = Callable[..., DictConfig]
 
@@ -28,7 +26,6 @@ def compose_config() -> Iterator[ComposeFn]:
     """``compose_config("env=frozenlake", ...)`` -> the config ``run.py`` would get."""
 
     def _compose(*overrides: str) -> DictConfig:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=list(overrides))
+        return config.compose_config(overrides)
 
     yield _compose
