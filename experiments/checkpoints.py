@@ -34,16 +34,31 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from experiments.algos import algo_kwargs, algo_spec, install_step_schedules
-from experiments.cli import CONF_DIR
+from experiments.config import CONF_DIR
 from experiments.errors import ConfigError
+from experiments.run_dir import (
+    CHECKPOINT_CONFIG as CONFIG,
+)
+from experiments.run_dir import (
+    CHECKPOINT_MODEL as MODEL,
+)
+from experiments.run_dir import (
+    CHECKPOINT_PREFIX,
+    CSV_FILES,
+    HYDRA_CONFIG,
+    RunDir,
+)
+from experiments.run_dir import (
+    CHECKPOINT_REPLAY as REPLAY,
+)
+from experiments.run_dir import (
+    CHECKPOINT_RNG as RNG,
+)
+from experiments.run_dir import (
+    CHECKPOINT_STATE as STATE,
+)
 
 log = logging.getLogger(__name__)
-
-CHECKPOINTS = "checkpoints"
-MODEL, RNG, CONFIG = "model.zip", "rng.pkl", "config.yaml"
-STATE, REPLAY = "state.json", "replay.pkl"
-CSV_FILES = ("progress.csv", "evaluations.csv", "games.csv")
-_PREFIX = "step_"
 
 #: ``dqn.*`` keys a resume may change, as SB3 attributes set on load (``custom_objects``);
 #: the others (buffer size, network, train_freq...) shape objects built once.
@@ -132,7 +147,7 @@ class Checkpointer:
         self, run_dir: Path, cfg: DictConfig, wandb_id: str | None, keep: int, replay: bool
     ) -> None:
         self.run_dir = run_dir
-        self.root = run_dir / CHECKPOINTS
+        self.root = RunDir(run_dir).checkpoints_path
         self.cfg = cfg
         self.wandb_id = wandb_id
         self.keep = keep
@@ -143,7 +158,7 @@ class Checkpointer:
     def save(self, model: BaseAlgorithm, finished: bool = False) -> Path:
         """Write a checkpoint of ``model`` as it is now; return its folder."""
         step = model.num_timesteps
-        target = self.root / f"{_PREFIX}{step:012d}"
+        target = self.root / f"{CHECKPOINT_PREFIX}{step:012d}"
         tmp = self.root / f".tmp_{target.name}_{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -182,29 +197,24 @@ class Checkpointer:
         """Keep the last ``keep`` checkpoints, and a replay buffer in the newest one only."""
         for old in checkpoints(self.run_dir)[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
-        for path in self.root.glob(f"{_PREFIX}*/{REPLAY}"):
+        for path in self.root.glob(f"{CHECKPOINT_PREFIX}*/{REPLAY}"):
             if path.parent != newest:
                 path.unlink(missing_ok=True)
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
     """The run's checkpoint folders, oldest first (temporary ones left by a kill are skipped)."""
-    root = run_dir / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(_PREFIX)]
-    return sorted(found, key=lambda p: p.name)
+    return RunDir(run_dir).checkpoints()
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest checkpoint folder, or None."""
-    found = checkpoints(run_dir)
-    return found[-1] if found else None
+    return RunDir(run_dir).latest_checkpoint()
 
 
 def clean_temporary(run_dir: Path) -> None:
     """Remove what a kill left half-written (never a complete checkpoint)."""
-    root = run_dir / CHECKPOINTS
+    root = RunDir(run_dir).checkpoints_path
     if root.is_dir():
         for path in root.glob(".*_*"):
             shutil.rmtree(path, ignore_errors=True)
@@ -245,8 +255,8 @@ def run_checkpoint(run_dir_text: str, key: str) -> tuple[Path, Path]:
         raise ConfigError(subject, "not a directory; give a run dir (outputs/DATE/TIME_...)")
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
-        if not (run_dir / ".hydra" / "config.yaml").is_file():
-            raise ConfigError(subject, "not a run dir: it has no .hydra/config.yaml")
+        if not RunDir(run_dir).has_config():
+            raise ConfigError(subject, f"not a run dir: it has no {HYDRA_CONFIG}")
         raise ConfigError(
             subject, "this run has no checkpoint (it stopped before its first checkpoint.freq)"
         )

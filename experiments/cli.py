@@ -16,7 +16,6 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from hydra.errors import (
@@ -31,7 +30,6 @@ from experiments import sweeps
 from experiments.algos import FAMILIES
 from experiments.errors import ConfigError, first_line
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _FULL_ERROR = "HYDRA_FULL_ERROR"
 #: Whether the user asked for tracebacks, remembered for the jobs: HYDRA_FULL_ERROR is forced on.
 _TRACEBACKS = "VALUERL_TRACEBACKS"

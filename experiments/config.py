@@ -16,6 +16,7 @@ import inspect
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import gymnasium as gym
@@ -26,12 +27,15 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from custom.losses import LOSSES
 from experiments.algos import FAMILIES, AlgoSpec, algo_arguments, algo_spec, replay_buffer_class
-from experiments.cli import CONF_DIR
 from experiments.envs import EVAL_SEED_OFFSET, wrapper_options
 from experiments.errors import ConfigError, require_one_of
 from experiments.tracking import check_logger
 
+#: Hydra's config dir (``conf/``): what run.py composes from.
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
 __all__ = [
+    "CONF_DIR",
     "Config",
     "ConfigError",
     "compose_config",

@@ -19,7 +19,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from experiments.cli import CONF_DIR, user_error
+from experiments.cli import user_error
+from experiments.config import CONF_DIR
 from experiments.train import _build
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.algos import ALGORITHMS, FAMILIES, build_model
-from experiments.cli import CONF_DIR
-from experiments.config import config_warnings, run_config, validate
+from experiments.config import CONF_DIR, config_warnings, run_config, validate
 from experiments.envs import make_env
 from experiments.errors import ConfigError
 

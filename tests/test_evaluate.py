@@ -34,7 +34,7 @@ def finished_run(tmp_path_factory) -> Path:
     """One short finished CartPole run shared by the tests that only read it."""
     from hydra import compose, initialize_config_dir
 
-    from experiments.cli import CONF_DIR
+    from experiments.config import CONF_DIR
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=list(QUICK))

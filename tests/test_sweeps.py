@@ -16,7 +16,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from experiments.cli import CONF_DIR
+from experiments.config import CONF_DIR
 from experiments.sweeps import EvaluationPruning, final_mean, is_finished
 from experiments.tracking import SUMMARY_KEYS
 from tests.wandb_records import records

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from experiments.algos import ALGORITHMS
-from experiments.cli import CONF_DIR
+from experiments.config import CONF_DIR
 from experiments.train import _build, train
 from tests.wandb_records import history_rows, records
 
