@@ -4,7 +4,7 @@
         [--device auto] [--compile {true,false}]
 
 Ours is what ``python run.py env=breakout algo=dqn`` trains, built by the code run.py uses
-(Hydra compose + ``experiments.train._build``): the reference preprocessing, TargetDQN and the
+(Hydra compose + ``experiments.train.build``): the reference preprocessing, TargetDQN and the
 frame-once replay. Stock is ``stable_baselines3.DQN("CnnPolicy")`` on SB3's ``make_atari_env``
 (AtariWrapper) + ``VecFrameStack(4)`` with SB3's ReplayBuffer. Both get the same hyperparameters,
 read from our composed config (learning rate, batch, gamma, gradient steps, target update
@@ -58,7 +58,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from benchmarks.machine import cpu_name, write_report
 from benchmarks.stock import stock_policy_kwargs
 from experiments.config import compose_config
-from experiments.train import _build
+from experiments.train import build
 
 gym.register_envs(ale_py)
 
@@ -204,7 +204,7 @@ def our_overrides(args: argparse.Namespace, train_freq: int) -> list[str]:
 
 def build_ours(cfg: DictConfig) -> Model:
     """Our pipeline, built as run.py builds it (the evaluation env is not needed)."""
-    env, eval_env, model = _build(cfg)
+    env, eval_env, model = build(cfg)
     eval_env.close()
     assert isinstance(model, DQN), f"env=breakout algo=dqn built a {type(model).__name__}"
     return Model("ours", model, env)
@@ -402,7 +402,7 @@ def header(args: argparse.Namespace, cfg: DictConfig, load: float) -> list[str]:
         f"- python {platform.python_version()}, torch {torch.__version__}, "
         f"stable-baselines3 {stable_baselines3.__version__}, ale-py {ale_py.__version__}, "
         f"{platform.platform()}",
-        "- ours: `python run.py env=breakout algo=dqn` built by `experiments.train._build` "
+        "- ours: `python run.py env=breakout algo=dqn` built by `experiments.train.build` "
         f"(TargetDQN, frame-once replay, reference preprocessing; dqn.compile: {compile_value}); "
         f"stock: `DQN('CnnPolicy')` on `make_atari_env('{STOCK_ENV_ID}', "
         f"env_kwargs={STOCK_ENV_KWARGS})` + `VecFrameStack(4)`, SB3's ReplayBuffer",

@@ -18,7 +18,7 @@ from pathlib import Path
 from benchmarks.machine import cpu_name
 from experiments.checkpoints import MODEL, REPLAY, Checkpointer
 from experiments.config import compose_config
-from experiments.train import _build
+from experiments.train import build
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ def main() -> None:
         "progress_bar=false",
     ]
     cfg = compose_config(overrides)
-    env, eval_env, model = _build(cfg)
+    env, eval_env, model = build(cfg)
     start = time.perf_counter()
     model.learn(n)
     fill_s = time.perf_counter() - start

@@ -10,7 +10,7 @@ that run.py's progress bar draws as it would), timed end to end. Three sides:
   SB3's own policy and Adam, no callbacks, no logger; benchmarks/stock.py) with the
   hyperparameters, seed and torch threads of the config that run.py composes;
 - the plain script with our algorithm: the env and model that run.py builds
-  (``experiments.train._build``: TargetDQN, our replay, fused Adam, channels-last), then
+  (``experiments.train.build``: TargetDQN, our replay, fused Adam, channels-last), then
   ``model.learn()`` with no callbacks and no logger, so that ``run.py`` against it is the cost
   of the framework alone;
 - ``run.py`` with its defaults (progress bar, checkpoints, training statistics, the log of
@@ -61,7 +61,7 @@ from benchmarks.breakout_throughput import command_args
 from benchmarks.machine import cpu_name, write_report
 from benchmarks.stock import stock_model
 from experiments.config import compose_config
-from experiments.train import _build
+from experiments.train import build
 
 gym.register_envs(ale_py)
 
@@ -124,7 +124,7 @@ def plain_train(kind: str, overrides: Sequence[str]) -> None:
     if kind == "sb3":
         stock_model(cfg).learn(cfg.total_timesteps)
         return
-    env, eval_env, model = _build(cfg)  # sets torch_threads as run.py does
+    env, eval_env, model = build(cfg)  # sets torch_threads as run.py does
     eval_env.close()
     model.learn(cfg.total_timesteps)
     env.close()

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import gymnasium as gym
 import torch
@@ -40,6 +41,7 @@ from experiments.checkpoints import (
 from experiments.config import config_warnings, run_config, validate
 from experiments.envs import make_env
 from experiments.errors import ConfigError
+from experiments.run_dir import RunDir
 from experiments.tracking import make_logger, tracking
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,11 @@ def _make_env(cfg: DictConfig, training: bool) -> VecEnv:
         ) from error
 
 
-def _build(cfg: DictConfig) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
-    """Check ``cfg`` and build the training env, the evaluation env and the model."""
+def build(cfg: DictConfig) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
+    """Check ``cfg`` and build the training env, the evaluation env and the model.
+
+    What ``run.py`` trains, for scripts and benchmarks that want the same objects.
+    """
     validate(cfg)
     for warning in config_warnings(cfg):
         log.warning(f"WARNING: {warning}")
@@ -144,27 +149,35 @@ def _move_log_file(fresh_dir: Path, run_dir: Path) -> None:
 
 def _resume(
     cfg: DictConfig, overrides: list[str], fresh_dir: Path | None
-) -> tuple[Resume, VecEnv, VecEnv, BaseAlgorithm]:
+) -> tuple[Resume, RunDir, VecEnv, VecEnv, BaseAlgorithm]:
     """Check the run to resume and build its envs and its model from the latest checkpoint.
 
+    The run dir's lock is taken before anything in it changes, so a second process resuming
+    the same dir stops with one line; it is handed back held (released here on any failure).
     Hydra made a new dir for this command: it is removed, and the log goes to the run's own.
     """
     resume = prepare_resume(cfg, overrides)
     validate(resume.cfg)
-    if fresh_dir is not None:
-        _remove_if_fresh(fresh_dir)
-        _move_log_file(fresh_dir, resume.run_dir)
-    if resume.state.step >= resume.cfg.total_timesteps:
-        raise AlreadyFinished(resume)
+    run = RunDir(resume.run_dir)
+    run.acquire()
+    try:
+        if fresh_dir is not None:
+            _remove_if_fresh(fresh_dir)
+            _move_log_file(fresh_dir, resume.run_dir)
+        if resume.state.step >= resume.cfg.total_timesteps:
+            raise AlreadyFinished(resume)
 
-    def restore(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
-        model = resumed_model(resume, env)
-        # New games after the restart rather than the run's first ones again.
-        env.seed(int(cfg.seed) + model.num_timesteps)
-        return model
+        def restore(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
+            model = resumed_model(resume, env)
+            # New games after the restart rather than the run's first ones again.
+            env.seed(int(cfg.seed) + model.num_timesteps)
+            return model
 
-    env, eval_env, model = _envs_and_model(resume.cfg, restore)
-    return resume, env, eval_env, model
+        env, eval_env, model = _envs_and_model(resume.cfg, restore)
+    except BaseException:
+        run.release()
+        raise
+    return resume, run, env, eval_env, model
 
 
 def train(
@@ -187,6 +200,12 @@ def train(
     :raises ConfigError: for a value outside what is allowed, before any training, W&B run or
         result file exists; the dir Hydra made for the job is removed again.
     """
+    if cfg.resume is not None and not str(cfg.resume).strip():
+        raise ConfigError(
+            f"resume={cfg.resume}",
+            "empty; give the run dir to continue (resume=outputs/DATE/TIME_...); "
+            "an unset shell variable gives this",
+        )
     sweep_name = None
     fresh_dir = None
     if run_dir is None and not (cfg.resume and not HydraConfig.initialized()):
@@ -195,10 +214,10 @@ def train(
     try:
         if cfg.resume:
             task = overrides if overrides is not None else _task_overrides()
-            resume, env, eval_env, model = _resume(cfg, task, fresh_dir)
+            resume, run, env, eval_env, model = _resume(cfg, task, fresh_dir)
             cfg = resume.cfg
         else:
-            env, eval_env, model = _build(cfg)
+            env, eval_env, model = build(cfg)
     except AlreadyFinished as done:
         state = done.resume.state
         print(
@@ -213,16 +232,49 @@ def train(
         raise
     if resume is not None:
         run_dir = resume.run_dir
-    elif run_dir is None:
-        run_dir = fresh_dir
-    assert run_dir is not None
-    run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = run_dir if run_dir is not None else fresh_dir
+        if run_dir is None:
+            raise RuntimeError("train() needs a run dir outside a Hydra app")
+        run = RunDir(run_dir)
+        try:
+            run.acquire()
+        except ConfigError:
+            env.close()
+            eval_env.close()
+            raise
     try:
+        run.write_config(cfg)
+        run.write_status("running", model.num_timesteps, cfg.total_timesteps)
         _learn(cfg, run_dir, sweep_name, env, eval_env, model, resume, callbacks)
+    except BaseException as error:
+        run.write_status(*_stopped_status(error, model, cfg))
+        raise
+    else:
+        step, total = model.num_timesteps, int(cfg.total_timesteps)
+        if step >= total:
+            run.write_status("finished", step, total)
+        else:  # a callback ended training early: a pruned trial of a sweep
+            run.write_status("interrupted", step, total, "training stopped early by a callback")
     finally:
         env.close()
         eval_env.close()
+        run.release()
     return run_dir
+
+
+def _stopped_status(
+    error: BaseException, model: BaseAlgorithm, cfg: DictConfig
+) -> tuple[Literal["interrupted", "failed"], int, int, str]:
+    """``status.json``'s fields for a run that ``error`` ended before its budget."""
+    if isinstance(error, KeyboardInterrupt) or (
+        isinstance(error, SystemExit) and error.code in (130, 143)
+    ):
+        reason = {130: "SIGINT", 143: "SIGTERM"}.get(getattr(error, "code", 130), "a signal")
+        return "interrupted", model.num_timesteps, cfg.total_timesteps, f"stopped by {reason}"
+    lines = str(error).strip().splitlines()
+    detail = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return "failed", model.num_timesteps, cfg.total_timesteps, detail
 
 
 def _learn(

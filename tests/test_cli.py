@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 
 from experiments.cli import user_error
 from experiments.config import CONF_DIR
-from experiments.train import _build
+from experiments.train import build
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "docs" / "config_errors.md"
@@ -50,7 +50,7 @@ def _error_line(argv: list[str]) -> str | None:
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("config", overrides=argv)
-        env, eval_env, _ = _build(cfg)
+        env, eval_env, _ = build(cfg)
     except Exception as error:
         message = user_error(error)
         assert message is not None, f"{argv} raised a non-user error: {error!r}"

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from experiments.algos import ALGORITHMS
 from experiments.config import CONF_DIR
-from experiments.train import _build, train
+from experiments.train import build, train
 from tests.wandb_records import history_rows, records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def test_flush_denormal_sets_the_cpu_mode_before_the_model_is_built(
 ) -> None:
     tiny = torch.tensor([1e-39])  # a float32 denormal: 0 once flushed, as an input or a result
     try:
-        env, eval_env, _ = _build(compose_config(f"flush_denormal={flush}", *SHORT["dqn"]))
+        env, eval_env, _ = build(compose_config(f"flush_denormal={flush}", *SHORT["dqn"]))
         env.close()
         eval_env.close()
         assert bool((tiny * 0.5).item() == 0.0) is flush
