@@ -5,9 +5,12 @@ A bad override or value ends with one line, ``error: <key>: <what is wrong>``, a
 (``HYDRA_FULL_ERROR=1`` shows the traceback).
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
+from experiments.checkpoints import with_resumed_choices
 from experiments.cli import one_line_errors, run_reporting_errors
 from experiments.config import register_configs
 from experiments.sweeps import run_job
@@ -24,4 +27,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = with_resumed_choices(sys.argv[1:])
     run_reporting_errors(main)

@@ -7,19 +7,19 @@ row's traits, never from the algorithm's name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import inspect
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from custom.buffers import FrameStackReplayBuffer
 from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
-from custom.schedules import HoldThenLinear, set_exploration_schedule
+from custom.schedules import HoldThenLinear, set_exploration_schedule, set_learning_rate_schedule
 from experiments.errors import ConfigError, first_line, require_one_of
 
 #: Hyperparameter families: each is a config block (``dqn.*``, ``ppo.*``) and a folder of
@@ -48,6 +48,10 @@ class AlgoSpec:
     :param arguments: dataclass schema of its own arguments, ``algo.kwargs``
     :param replay: learns from a replay buffer (``dqn.replay.*`` applies)
     :param epsilon_greedy: acts epsilon-greedily (the step-based epsilon schedule applies)
+    :param resumable: keys of its family's block that a resume may change: plain attributes
+        (set on load through SB3's ``custom_objects``) and the step schedules; the others
+        shape objects built once (networks, buffers, rollout sizes)
+    :param resumable_arguments: its own arguments (``algo.kwargs.*``) that a resume may change
     """
 
     cls: type[BaseAlgorithm]
@@ -55,16 +59,60 @@ class AlgoSpec:
     arguments: type = NoArguments
     replay: bool = False
     epsilon_greedy: bool = False
+    resumable: tuple[str, ...] = ()
+    resumable_arguments: tuple[str, ...] = ()
+
+
+#: What a resume may change in every family: the learning rate and its step schedule, gamma.
+_RESUMABLE_COMMON = (
+    "learning_rate",
+    "learning_rate_final",
+    "learning_rate_anneal_steps",
+    "gamma",
+    "max_grad_norm",
+)
+_RESUMABLE_DQN = (
+    *_RESUMABLE_COMMON,
+    "batch_size",
+    "gradient_steps",
+    "learning_starts",
+    "target_update_interval",
+    "tau",
+    "exploration_initial_eps",
+    "exploration_final_eps",
+    "exploration_hold_steps",
+    "exploration_anneal_steps",
+)
+_RESUMABLE_PPO = (
+    *_RESUMABLE_COMMON,
+    "batch_size",
+    "n_epochs",
+    "gae_lambda",
+    "clip_range",
+    "ent_coef",
+    "vf_coef",
+)
 
 
 #: ``dqn`` is TargetDQN with its default hook: numerically SB3's DQN (tests/test_dqn.py guards
 #: it), plus the q/target logs and the dueling option that the other variants have too.
 ALGORITHMS: dict[str, AlgoSpec] = {
-    "dqn": AlgoSpec(TargetDQN, "dqn", replay=True, epsilon_greedy=True),
-    "double_dqn": AlgoSpec(DoubleDQN, "dqn", replay=True, epsilon_greedy=True),
-    "expected_sarsa": AlgoSpec(ExpectedSarsaDQN, "dqn", replay=True, epsilon_greedy=True),
-    "softmax": AlgoSpec(SoftmaxDQN, "dqn", SoftmaxArguments, replay=True),
-    "ppo": AlgoSpec(PPO, "ppo"),
+    "dqn": AlgoSpec(TargetDQN, "dqn", replay=True, epsilon_greedy=True, resumable=_RESUMABLE_DQN),
+    "double_dqn": AlgoSpec(
+        DoubleDQN, "dqn", replay=True, epsilon_greedy=True, resumable=_RESUMABLE_DQN
+    ),
+    "expected_sarsa": AlgoSpec(
+        ExpectedSarsaDQN, "dqn", replay=True, epsilon_greedy=True, resumable=_RESUMABLE_DQN
+    ),
+    "softmax": AlgoSpec(
+        SoftmaxDQN,
+        "dqn",
+        SoftmaxArguments,
+        replay=True,
+        resumable=_RESUMABLE_DQN,
+        resumable_arguments=("temperature",),
+    ),
+    "ppo": AlgoSpec(PPO, "ppo", resumable=_RESUMABLE_PPO),
 }
 
 #: ``dqn.replay.kind`` -> replay buffer class for the DQN family (None: SB3's ReplayBuffer).
@@ -73,14 +121,43 @@ REPLAY_BUFFERS: dict[str, type | None] = {
     "frames": FrameStackReplayBuffer,
 }
 
-#: Keys of a hyperparameter block that are ours, not constructor arguments of the class.
-_OWN_KEYS = (
-    "learning_rate_final",
-    "learning_rate_fraction",
-    "exploration_hold_steps",
-    "exploration_anneal_steps",
-    "replay",
-)
+#: Block keys that reach the class under another name (``dqn.compile`` -> ``compile_update``).
+_RENAMED = {"compile": "compile_update"}
+
+
+def constructor_arguments(cls: type) -> set[str]:
+    """Keyword arguments of ``cls``'s constructor, following ``**kwargs`` up its bases.
+
+    TargetDQN takes ``loss`` and ``compile_update`` and passes the rest to SB3's DQN: both
+    lists count, so the config's own keys are told apart from the class's by the classes'
+    signatures, not by a hand-kept list.
+    """
+    names: set[str] = set()
+    for base in cls.__mro__:
+        init = base.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        names |= {
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def own_keys(spec: AlgoSpec, block: DictConfig) -> list[str]:
+    """The block's keys that are the config's own (schedules, replay), not the class's.
+
+    Keys added with ``+`` that the class does not take are not "own": they reach the class,
+    which refuses them by name.
+    """
+    schema = OmegaConf.get_type(block)
+    declared = {f.name for f in fields(schema)} if is_dataclass(schema) else set()
+    taken = constructor_arguments(spec.cls)
+    return [key for key in declared if _RENAMED.get(key, key) not in taken]
 
 
 def algo_spec(name: str) -> AlgoSpec:
@@ -112,21 +189,19 @@ def algo_arguments(cfg: DictConfig) -> dict[str, Any]:
 def algo_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """Constructor keyword arguments for ``cfg.algo`` from its family's hyperparameter block.
 
-    ``learning_rate_final`` turns the learning rate into SB3's linear schedule down to that
-    floor over the first ``learning_rate_fraction`` of training.
+    The learning rate is the initial one; a decay (``learning_rate_final``) is a step schedule
+    that :func:`install_step_schedules` sets on the model.
     """
     spec = algo_spec(cfg.algo.name)
     block = cfg[spec.family]
     params: dict[str, Any] = OmegaConf.to_container(block, resolve=True)  # type: ignore[assignment]
-    for own in _OWN_KEYS:
+    for own in own_keys(spec, block):
         params.pop(own, None)
-    initial, final = block.learning_rate, block.learning_rate_final
-    if final is not None:
-        params["learning_rate"] = LinearSchedule(initial, final, block.learning_rate_fraction)
+    for key, name in _RENAMED.items():
+        if key in params:
+            params[name] = params.pop(key)
     if spec.replay:
         params.update(_replay_kwargs(block.replay))
-    if spec.family == "dqn":
-        params["compile_update"] = params.pop("compile")
     params.update(algo_arguments(cfg))
     return params
 
@@ -174,14 +249,34 @@ def build_model(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
     return model
 
 
-def install_step_schedules(cfg: DictConfig, model: BaseAlgorithm) -> None:
-    """Make epsilon a function of env steps where the config asks for it.
+def resolve_step_schedules(cfg: DictConfig) -> None:
+    """Turn the schedules given as fractions of the run into env steps, in ``cfg`` itself.
 
-    Also needed after SB3's ``load``, which rebuilds the stock schedule (``custom.schedules``).
+    SB3 stretches ``exploration_fraction`` and a learning-rate decay over ``total_timesteps``,
+    so resuming with a larger budget would rewind them (Dopamine's schedules take the step
+    instead). At launch the fractions become ``exploration_anneal_steps`` and
+    ``learning_rate_anneal_steps`` (where not given), which the saved config keeps: every
+    schedule is then a function of env steps, whatever the budget becomes.
     """
     spec = algo_spec(cfg.algo.name)
     block = cfg[spec.family]
-    if spec.epsilon_greedy and block.exploration_anneal_steps is not None:
+    total = int(cfg.total_timesteps)
+    if spec.epsilon_greedy and block.get("exploration_anneal_steps") is None:
+        block.exploration_anneal_steps = round(block.exploration_fraction * total)
+    if block.get("learning_rate_anneal_steps") is None and block.learning_rate_final is not None:
+        block.learning_rate_anneal_steps = round(block.learning_rate_fraction * total)
+
+
+def install_step_schedules(cfg: DictConfig, model: BaseAlgorithm) -> None:
+    """Make epsilon and a decaying learning rate functions of env steps (``custom.schedules``).
+
+    Resolves ``cfg``'s fractions into steps first (:func:`resolve_step_schedules`, a no-op when
+    done); also called after SB3's ``load``, which rebuilds the stock, progress-based schedules.
+    """
+    resolve_step_schedules(cfg)
+    spec = algo_spec(cfg.algo.name)
+    block = cfg[spec.family]
+    if spec.epsilon_greedy:
         epsilon = HoldThenLinear(
             start=block.exploration_initial_eps,
             end=block.exploration_final_eps,
@@ -189,3 +284,10 @@ def install_step_schedules(cfg: DictConfig, model: BaseAlgorithm) -> None:
             anneal_steps=block.exploration_anneal_steps,
         )
         set_exploration_schedule(model, epsilon)  # type: ignore[arg-type]
+    if block.learning_rate_final is not None:
+        learning_rate = HoldThenLinear(
+            start=block.learning_rate,
+            end=block.learning_rate_final,
+            anneal_steps=block.learning_rate_anneal_steps,
+        )
+        set_learning_rate_schedule(model, learning_rate)

@@ -21,6 +21,7 @@ import pickle
 import random
 import shutil
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,12 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from experiments.algos import algo_kwargs, algo_spec, install_step_schedules
+from experiments.algos import (
+    algo_kwargs,
+    algo_spec,
+    install_step_schedules,
+    resolve_step_schedules,
+)
 from experiments.config import CONF_DIR
 from experiments.errors import ConfigError
 from experiments.run_dir import (
@@ -60,25 +66,27 @@ from experiments.run_dir import (
 
 log = logging.getLogger(__name__)
 
-#: ``dqn.*`` keys a resume may change, as SB3 attributes set on load (``custom_objects``);
-#: the others (buffer size, network, train_freq...) shape objects built once.
-_RESUMABLE_KEYS = {
-    "learning_rate": "learning_rate",
-    "learning_rate_final": "learning_rate",
-    "learning_rate_fraction": "learning_rate",
-    "gamma": "gamma",
-    "batch_size": "batch_size",
-    "gradient_steps": "gradient_steps",
-    "learning_starts": "learning_starts",
-    "target_update_interval": "target_update_interval",
-    "tau": "tau",
-    "max_grad_norm": "max_grad_norm",
-    "exploration_initial_eps": "exploration_initial_eps",
-    "exploration_final_eps": "exploration_final_eps",
-    "exploration_fraction": "exploration_fraction",
-    "exploration_hold_steps": None,  # install_step_schedules reads them from the config
-    "exploration_anneal_steps": None,
-}
+#: Run-level keys a resume may change: how long, how it is evaluated, logged and checkpointed,
+#: and where it computes. Everything else shaped the run (env, seed, networks) and is refused.
+RESUMABLE_RUN_KEYS = (
+    "total_timesteps",
+    "eval",
+    "checkpoint",
+    "logger.mode",
+    "logger.tags",
+    "device",
+    "torch_threads",
+    "flush_denormal",
+    "progress_bar",
+    "log_interval",
+    "stats_freq",
+    "verbose",
+    "stop_on_nan",
+)
+#: Config groups whose choice decides which blocks a run's config has; a resume composes the
+#: run's own choices of them (from Hydra's record of its launch) before the command line's.
+RESUME_GROUPS = ("experiment", "env", "algo")
+HYDRA_RECORD = Path(".hydra") / "hydra.yaml"
 
 
 @dataclass
@@ -290,11 +298,80 @@ def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def saved_choices(run_dir: Path) -> dict[str, str]:
+    """The run's choices of :data:`RESUME_GROUPS` as Hydra recorded them at its launch.
+
+    Empty when the record is missing or unreadable: the resume's own checks then say what is
+    wrong with the dir.
+    """
+    try:
+        record = OmegaConf.load(run_dir / HYDRA_RECORD)
+        choices = OmegaConf.select(record, "hydra.runtime.choices", default=None) or {}
+    except (OSError, OmegaConfBaseException, ValueError):
+        return {}
+    return {group: str(choices[group]) for group in RESUME_GROUPS if choices.get(group)}
+
+
+def with_resumed_choices(arguments: Sequence[str]) -> list[str]:
+    """``run.py``'s command line with a resumed run's own group choices in front.
+
+    ``python run.py resume=RUN_DIR ppo.ent_coef=0.1`` must be composed as the PPO run it
+    continues, not on the default ``algo=dqn``, whose config has no ``ppo`` block. A choice the
+    user typed stays theirs (and :func:`prepare_resume` refuses it if it differs).
+
+    :param arguments: ``sys.argv[1:]``
+    """
+    values = [arg.split("=", 1)[1] for arg in arguments if arg.startswith("resume=")]
+    if len(values) != 1 or not values[0].strip():
+        return list(arguments)
+    typed = {_override_key(arg) for arg in arguments if "=" in arg}
+    choices = saved_choices(Path(values[0]).expanduser())
+    return [f"{g}={c}" for g, c in choices.items() if g not in typed] + list(arguments)
+
+
+def resumable_keys(cfg: DictConfig) -> list[str]:
+    """Every key (or key prefix) that a resume of a run with config ``cfg`` may change."""
+    spec = algo_spec(cfg.algo.name)
+    return [
+        *RESUMABLE_RUN_KEYS,
+        *(f"{spec.family}.{name}" for name in spec.resumable),
+        *(f"algo.kwargs.{name}" for name in spec.resumable_arguments),
+    ]
+
+
+def _check_resumable(override: str, key: str, saved: DictConfig, choices: dict[str, str]) -> None:
+    """Refuse, by name, an override that a resume cannot honour."""
+    if "." not in key and (CONF_DIR / key).is_dir():
+        value = override.split("=", 1)[1] if "=" in override else ""
+        if key in choices and choices[key] == value:
+            return  # the run's own choice, put in front by with_resumed_choices
+        raise ConfigError(
+            override, "a resumed run keeps its config groups; start a new run to change them"
+        )
+    allowed = resumable_keys(saved)
+    if any(key == name or key.startswith(f"{name}.") for name in allowed):
+        return
+    fraction = key.endswith("_fraction")
+    hint = (
+        f"; the fraction became {key.removesuffix('_fraction')}_anneal_steps at launch: change that"
+        if fraction
+        else ""
+    )
+    raise ConfigError(
+        override,
+        "cannot change when resuming: it shaped what this run built or measured"
+        f"{hint}. Resumable: {', '.join(allowed)}",
+    )
+
+
 def prepare_resume(cfg: DictConfig, overrides: list[str]) -> Resume:
     """The saved config of ``cfg.resume``'s latest checkpoint, with the command line's overrides.
 
-    ``cfg`` is what Hydra composed for this command (defaults plus the overrides); the value
-    of each overridden key is taken from it, so Hydra has typed and checked it already.
+    ``cfg`` is what Hydra composed for this command (the run's own group choices, see
+    :func:`with_resumed_choices`, plus the overrides); the value of each overridden key is
+    taken from it, so Hydra has typed and checked it already. What may change is declared per
+    algorithm (``AlgoSpec.resumable``) and per run (:data:`RESUMABLE_RUN_KEYS`); anything
+    else is refused by name before any file is touched.
 
     :param cfg: the composed config of ``python run.py resume=RUN_DIR [key=value ...]``
     :param overrides: the command line's overrides (``HydraConfig``'s ``overrides.task``)
@@ -302,22 +379,16 @@ def prepare_resume(cfg: DictConfig, overrides: list[str]) -> Resume:
     run_dir, checkpoint = run_checkpoint(str(cfg.resume), "resume")
     state = read_state(checkpoint)
     saved = load_config(checkpoint)
+    resolve_step_schedules(saved)  # a run saved before its schedules were kept in steps
+    choices = saved_choices(run_dir)
     changed: dict[str, tuple[Any, Any]] = {}
     for override in overrides:
         key = _override_key(override)
         if key == "resume":
             continue
+        _check_resumable(override, key, saved, choices)
         if "." not in key and (CONF_DIR / key).is_dir():
-            raise ConfigError(
-                override, "a resumed run keeps its config groups; start a new run to change them"
-            )
-        family, _, name = key.partition(".")
-        if family in ("dqn", "ppo") and name not in _RESUMABLE_KEYS:
-            raise ConfigError(
-                override,
-                "cannot change when resuming (it shapes objects built once); resumable: "
-                + ", ".join(f"{family}.{k}" for k in _RESUMABLE_KEYS),
-            )
+            continue
         new = OmegaConf.select(cfg, key)
         new = OmegaConf.to_container(new) if OmegaConf.is_config(new) else new
         old = OmegaConf.select(saved, key)
@@ -416,15 +487,19 @@ def resumed_model(resume: Resume, env: VecEnv) -> BaseAlgorithm:
 
 
 def _custom_objects(cfg: DictConfig, changed: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
-    """SB3 ``load``'s ``custom_objects`` for the hyperparameters a resume overrides."""
+    """SB3 ``load``'s ``custom_objects``: the changed keys that are constructor arguments.
+
+    Our own keys (schedules) are not: :func:`experiments.algos.install_step_schedules` sets
+    them again from the config after loading.
+    """
     spec = algo_spec(cfg.algo.name)
     kwargs = algo_kwargs(cfg)
     custom: dict[str, Any] = {}
     for key in changed:
         family, _, name = key.partition(".")
-        attribute = _RESUMABLE_KEYS.get(name) if family == spec.family else None
-        if attribute is not None and attribute in kwargs:
-            custom[attribute] = kwargs[attribute]
-        if key == "algo.kwargs.temperature":
-            custom["temperature"] = kwargs["temperature"]
+        if family == spec.family and name in kwargs:
+            custom[name] = kwargs[name]
+        if key.startswith("algo.kwargs."):
+            argument = key.removeprefix("algo.kwargs.")
+            custom[argument] = kwargs[argument]
     return custom

@@ -73,11 +73,17 @@ class AlgoConfig:
 
 @dataclass
 class CommonParams:
-    """Hyperparameters every algorithm takes; the learning rate may decay linearly to a floor."""
+    """Hyperparameters every algorithm takes; the learning rate may decay linearly to a floor.
+
+    The decay runs over ``learning_rate_anneal_steps`` env steps; left null, it is the
+    ``learning_rate_fraction`` of ``total_timesteps`` at launch, saved as steps so that a
+    resume with a larger budget continues the schedule instead of rewinding it.
+    """
 
     learning_rate: float = 1e-4
     learning_rate_final: float | None = None
     learning_rate_fraction: float = 1.0
+    learning_rate_anneal_steps: int | None = None
     gamma: float = 0.99
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -94,10 +100,11 @@ class ReplayConfig:
 class DQNParams(CommonParams):
     """Shared by every DQN-family algorithm, so a comparison changes one thing at a time.
 
-    Epsilon follows SB3's schedule (``exploration_fraction`` of the run) unless
-    ``exploration_anneal_steps`` is set: then it is held at ``exploration_initial_eps`` for
-    ``exploration_hold_steps`` env steps and annealed linearly to ``exploration_final_eps`` over
-    ``exploration_anneal_steps``, whatever ``total_timesteps`` is (the reference Breakout agent).
+    Epsilon is held at ``exploration_initial_eps`` for ``exploration_hold_steps`` env steps and
+    annealed linearly to ``exploration_final_eps`` over ``exploration_anneal_steps``, whatever
+    ``total_timesteps`` is (the reference Breakout agent); left null, the anneal is SB3's
+    ``exploration_fraction`` of ``total_timesteps`` at launch, saved as steps (a resume with a
+    larger budget continues it rather than rewinding it).
     Algorithms that do not act epsilon-greedily (softmax) ignore the ``exploration_*`` values.
     ``loss`` is SB3's ``smooth_l1`` or the reference agent's (``custom.losses``).
     ``compile`` runs the gradient update's networks under ``torch.compile`` (the same update to
@@ -279,6 +286,7 @@ _RULES: dict[str, Rule] = {
             "learning_rate": _POSITIVE,
             "learning_rate_final": _POSITIVE,
             "learning_rate_fraction": _UNIT,
+            "learning_rate_anneal_steps": _NON_NEGATIVE,
             "gamma": _DISCOUNT,
             "max_grad_norm": _POSITIVE,
         }.items()
@@ -294,7 +302,7 @@ _RULES: dict[str, Rule] = {
     "dqn.exploration_initial_eps": _UNIT,
     "dqn.exploration_final_eps": _UNIT,
     "dqn.exploration_hold_steps": _NON_NEGATIVE,
-    "dqn.exploration_anneal_steps": _POSITIVE,
+    "dqn.exploration_anneal_steps": _NON_NEGATIVE,
     "dqn.replay.frame_headroom": _UNIT,
     "ppo.n_steps": _POSITIVE,
     "ppo.batch_size": _POSITIVE,

@@ -29,7 +29,7 @@ from custom.callbacks import (
     TrainingStats,
 )
 from custom.checkpointing import PeriodicCheckpoint, StopOnSignal
-from experiments.algos import build_model
+from experiments.algos import build_model, resolve_step_schedules
 from experiments.checkpoints import (
     Checkpointer,
     Resume,
@@ -93,6 +93,7 @@ def build(cfg: DictConfig) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
     What ``run.py`` trains, for scripts and benchmarks that want the same objects.
     """
     validate(cfg)
+    resolve_step_schedules(cfg)
     for warning in config_warnings(cfg):
         log.warning(f"WARNING: {warning}")
     return _envs_and_model(cfg, build_model)

@@ -39,23 +39,36 @@ def test_softmax_temperature_comes_from_algo_kwargs(compose_config) -> None:
     env.close()
 
 
-def test_learning_rate_floor_is_a_linear_schedule(compose_config) -> None:
-    kwargs = algo_kwargs(
-        compose_config(
-            "dqn.learning_rate=1e-2",
-            "dqn.learning_rate_final=1e-4",
-            "dqn.learning_rate_fraction=0.5",
-        )
+def test_learning_rate_floor_is_a_schedule_of_env_steps(compose_config) -> None:
+    cfg = compose_config(
+        "total_timesteps=1000",
+        "dqn.learning_rate=1e-2",
+        "dqn.learning_rate_final=1e-4",
+        "dqn.learning_rate_fraction=0.5",
     )
-    schedule = kwargs["learning_rate"]
-    assert schedule(1.0) == pytest.approx(1e-2)
-    assert schedule(0.75) == pytest.approx((1e-2 + 1e-4) / 2)
-    assert schedule(0.5) == pytest.approx(1e-4)
-    assert schedule(0.0) == pytest.approx(1e-4)
+    env = make_env(cfg, training=True)
+    model = build_model(cfg, env)
+    env.close()
+    assert cfg.dqn.learning_rate_anneal_steps == 500  # the fraction, kept as steps
+    for step, expected in ((0, 1e-2), (250, (1e-2 + 1e-4) / 2), (500, 1e-4), (900, 1e-4)):
+        model.num_timesteps = step
+        # whatever SB3's progress says: a larger budget on resume does not rewind it
+        assert model.lr_schedule(0.3) == pytest.approx(expected)
     constant = algo_kwargs(
         compose_config("dqn.learning_rate=3e-3", "dqn.learning_rate_final=null")
     )["learning_rate"]
     assert constant == pytest.approx(3e-3)
+
+
+def test_epsilon_fraction_becomes_steps_at_launch(compose_config) -> None:
+    cfg = compose_config("total_timesteps=1000", "dqn.exploration_fraction=0.2")
+    env = make_env(cfg, training=True)
+    model = build_model(cfg, env)
+    env.close()
+    assert cfg.dqn.exploration_anneal_steps == 200
+    model.num_timesteps = 100
+    middle = (cfg.dqn.exploration_initial_eps + cfg.dqn.exploration_final_eps) / 2
+    assert model.exploration_schedule(0.0) == pytest.approx(middle)
 
 
 def test_step_based_exploration_ignores_total_timesteps(compose_config) -> None:
