@@ -9,6 +9,7 @@ it acts). With the default hook the update is numerically identical to SB3's DQN
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, ReplayBufferSamples
 from stable_baselines3.common.utils import ConstantSchedule
 
+from custom.buffers import check_n_steps
 from custom.losses import loss_function
 from custom.policies import POLICY_ALIASES
 from custom.targets import (
@@ -59,7 +61,11 @@ class TargetDQN(DQN):
         ``python -m benchmarks.compiled_update``. Compilation happens in
         the first gradient step (``compile_seconds``); where it fails the update runs eagerly,
         with a warning. Saved with the model.
-    :param kwargs: keyword arguments of DQN
+    :param kwargs: keyword arguments of DQN. ``n_steps`` (>= 1) must agree with the replay
+        buffer's: SB3 builds its ``NStepReplayBuffer`` itself only without a
+        ``replay_buffer_class``; a custom class (``FrameStackReplayBuffer``, the prioritized
+        buffers) gets ``n_steps`` and ``gamma`` through ``replay_buffer_kwargs``, and a model
+        whose buffer computes other returns is refused instead of training 1-step returns.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES
@@ -68,6 +74,7 @@ class TargetDQN(DQN):
         self, *args: Any, loss: str = "smooth_l1", compile_update: bool = False, **kwargs: Any
     ) -> None:
         loss_function(loss)  # fail on a bad name before SB3 builds env, buffer and networks
+        check_n_steps(kwargs.get("n_steps", 1))
         # Plain attributes: SB3's save() stores them and load() restores them before training.
         self.loss = loss
         self.compile_update = compile_update
@@ -77,8 +84,28 @@ class TargetDQN(DQN):
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
-        super()._setup_model()
+        with warnings.catch_warnings():
+            # SB3 warns that n_steps "is ignored" whenever a custom buffer class is given, also
+            # when its kwargs carry n_steps; _check_replay_returns refuses the real mismatch.
+            warnings.filterwarnings(
+                "ignore", message=r"`n_steps=\d+` is ignored", category=UserWarning
+            )
+            super()._setup_model()
+        self._check_replay_returns()
         self._use_networks(compiled=self.compile_update)
+
+    def _check_replay_returns(self) -> None:
+        """Refuse a replay buffer whose returns are not the model's ``n_steps`` and ``gamma``."""
+        buffer = self.replay_buffer
+        buffer_n_steps = getattr(buffer, "n_steps", 1)
+        buffer_gamma = getattr(buffer, "gamma", self.gamma)
+        if buffer_n_steps != self.n_steps or (self.n_steps > 1 and buffer_gamma != self.gamma):
+            raise ValueError(
+                f"n_steps={self.n_steps}, gamma={self.gamma} but the replay buffer "
+                f"{type(buffer).__name__} computes {buffer_n_steps}-step returns with gamma "
+                f"{buffer_gamma}: pass replay_buffer_kwargs=dict(n_steps={self.n_steps}, "
+                f"gamma={self.gamma}) (custom.replay.replay_buffer_setup does)."
+            )
 
     def _excluded_save_params(self) -> list[str]:
         # Compiled wrappers are rebuilt by _setup_model on load; the time is this process's.

@@ -99,18 +99,30 @@ def test_target_dqn_is_identical_to_stock_dqn(n_steps: int) -> None:
     assert ours._n_updates == stock._n_updates > 0
 
 
-def _frame_stack_dqn(cls: type[DQN], policy_kwargs: dict | None = None, **kwargs: Any) -> DQN:
+def _frame_stack_dqn(
+    cls: type[DQN],
+    policy_kwargs: dict | None = None,
+    replay_buffer_class: type[ReplayBuffer] | None = FrameStackReplayBuffer,
+    replay_buffer_kwargs: dict | None = None,
+    **kwargs: Any,
+) -> DQN:
     """``cls`` on Atari-shaped stacked uint8 frames (2 envs, terminations and time-outs),
-    with the frame-once replay buffer; 4 transitions per update from step 300 on."""
+    with the frame-once replay buffer (given the model's ``n_steps`` unless
+    ``replay_buffer_kwargs`` says otherwise); 4 transitions per update from step 300 on."""
 
     def make_env() -> gym.Env:
         return gym.wrappers.TimeLimit(FrameIdStackEnv(), max_episode_steps=30)
 
+    if replay_buffer_kwargs is None:
+        replay_buffer_kwargs = {}
+        if replay_buffer_class is FrameStackReplayBuffer:
+            replay_buffer_kwargs = {"n_steps": kwargs.get("n_steps", 1), "gamma": 0.99}
     return cls(
         "CnnPolicy",
         make_vec_env(make_env, n_envs=2, seed=3),
         buffer_size=2_000,
-        replay_buffer_class=FrameStackReplayBuffer,
+        replay_buffer_class=replay_buffer_class,
+        replay_buffer_kwargs=replay_buffer_kwargs,
         learning_starts=300,
         train_freq=2,
         target_update_interval=100,
@@ -121,19 +133,36 @@ def _frame_stack_dqn(cls: type[DQN], policy_kwargs: dict | None = None, **kwargs
     )
 
 
-def test_target_dqn_is_identical_to_stock_dqn_with_frame_once_replay() -> None:
-    stock = _frame_stack_dqn(DQN)
+# stock DQN warns that n_steps "is ignored" although FrameStackReplayBuffer gets it in its kwargs
+@pytest.mark.filterwarnings("ignore:`n_steps=3` is ignored")
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_target_dqn_is_identical_to_stock_dqn_with_frame_once_replay(n_steps: int) -> None:
+    stock = _frame_stack_dqn(DQN, n_steps=n_steps)
     initial = _params(stock)
     stock.learn(800)
-    ours = _frame_stack_dqn(TargetDQN).learn(800)
+    ours = _frame_stack_dqn(TargetDQN, n_steps=n_steps).learn(800)
+    # and both equal stock DQN on SB3's own memory (NStepReplayBuffer when n_steps > 1)
+    sb3_memory = _frame_stack_dqn(DQN, replay_buffer_class=None, n_steps=n_steps).learn(800)
 
     buffer = ours.replay_buffer
-    assert isinstance(buffer, FrameStackReplayBuffer)
+    assert isinstance(buffer, FrameStackReplayBuffer) and buffer.n_steps == n_steps
     assert isinstance(stock.replay_buffer, FrameStackReplayBuffer)
+    assert type(sb3_memory.replay_buffer) is (NStepReplayBuffer if n_steps > 1 else ReplayBuffer)
     assert buffer.timeouts.any() and (buffer.dones > buffer.timeouts).any()
     _assert_same_params(_params(stock), _params(ours))
+    _assert_same_params(_params(sb3_memory), _params(ours))
     assert not torch.equal(initial[FIRST_CONV], _params(stock)[FIRST_CONV])
     assert ours._n_updates == stock._n_updates > 0
+
+
+def test_refuses_a_replay_buffer_that_ignores_n_steps() -> None:
+    """SB3 only warns, and trains 1-step returns; TargetDQN refuses in one line."""
+    with pytest.raises(ValueError, match=r"n_steps=3, gamma=0\.99 but the replay buffer"):
+        _frame_stack_dqn(TargetDQN, n_steps=3, replay_buffer_kwargs={})
+    with pytest.raises(ValueError, match=r"computes 3-step returns with gamma 0\.9:"):
+        _frame_stack_dqn(TargetDQN, n_steps=3, replay_buffer_kwargs={"n_steps": 3, "gamma": 0.9})
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1, got 0"):
+        TargetDQN("MlpPolicy", ENV, n_steps=0)
 
 
 def _assert_close_params(
