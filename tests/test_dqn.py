@@ -17,6 +17,7 @@ import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
 from custom.buffers import FrameStackReplayBuffer
@@ -29,6 +30,8 @@ from custom.dqn import (
     TargetDQN,
 )
 from custom.losses import LOSSES
+from custom.prioritized import PrioritizedReplay
+from custom.replay import replay_buffer_setup
 from custom.targets import max_values
 from tests.test_buffers import FrameIdStackEnv
 
@@ -429,3 +432,105 @@ def test_update_runs_eagerly_where_compilation_fails(
     assert not fallen_back.compile_update and fallen_back.compile_seconds is None
     # the failed first step changed nothing: the same update ran eagerly
     _assert_same_params(_params(eager), _params(fallen_back))
+
+
+def _prioritized(cls: type[TargetDQN], n_steps: int = 1, **kwargs: Any) -> TargetDQN:
+    """``cls`` on CartPole with proportional prioritized replay (beta 0.4 -> 1 over 1000 steps)."""
+    buffer_class, buffer_kwargs = replay_buffer_setup(
+        "standard",
+        n_steps=n_steps,
+        gamma=0.99,
+        prioritized=True,
+        alpha=0.6,
+        beta=0.4,
+        beta_anneal_steps=1000,
+        eps=1e-3,
+    )
+    return cls(
+        "MlpPolicy",
+        ENV,
+        n_steps=n_steps,
+        replay_buffer_class=buffer_class,
+        replay_buffer_kwargs=buffer_kwargs,
+        **{**KWARGS, **kwargs},
+    )
+
+
+@pytest.mark.parametrize(("cls", "extra"), VARIANTS)
+def test_prioritized_update_weights_the_loss_and_writes_back_td_errors(
+    cls: type[TargetDQN], extra: dict[str, Any]
+) -> None:
+    """One gradient step by hand, with the variant's own target: the logged loss is the
+    weighted loss, and the sampled priorities become |TD error| + eps."""
+    model = _prioritized(cls, n_steps=3, learning_starts=STEPS, **extra).learn(STEPS)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, PrioritizedReplay) and buffer.n_steps == 3
+    leaves = np.arange(buffer.size())
+    buffer.update_priorities(leaves, np.random.default_rng(0).uniform(0.1, 5.0, len(leaves)))
+    buffer.num_timesteps = model.num_timesteps  # what train() tells it
+    np.random.seed(0)
+    batch = buffer.sample(64)
+    assert batch.discounts is not None and not torch.equal(batch.weights, torch.ones(64, 1))
+    with torch.no_grad():
+        next_values = model.next_state_values(batch.next_observations).reshape(-1, 1)
+        target = batch.rewards + (1 - batch.dones) * batch.discounts * next_values
+        current = model.q_net(batch.observations).gather(1, batch.actions.long())
+    expected_loss = float(LOSSES[model.loss](current, target, batch.weights))
+    td_errors = (target - current).abs().numpy().ravel()
+
+    np.random.seed(0)
+    model.train(gradient_steps=1, batch_size=64)
+
+    logged = model.logger.name_to_value
+    assert logged["train/loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert logged["train/per_weight_mean"] == pytest.approx(float(batch.weights.mean()))
+    assert logged["train/per_beta"] == pytest.approx(0.4 + 0.6 * STEPS / 1000)
+    assert logged["train/per_priority_spread"] == pytest.approx(buffer.priority_spread())
+    # duplicates in a batch: numpy assignment keeps the last
+    last = {leaf: i for i, leaf in enumerate(batch.indices)}
+    written = buffer.tree.leaves[list(last)]
+    expected = (td_errors[list(last.values())].astype(np.float64) + 1e-3) ** 0.6
+    np.testing.assert_allclose(written, expected, rtol=1e-5)
+
+
+def test_prioritized_state_survives_save_and_load(tmp_path: Path) -> None:
+    """model.zip keeps the env step (so beta), the replay pickle the priorities."""
+    model = _prioritized(TargetDQN).learn(300)
+    model.save(tmp_path / "model.zip")
+    model.save_replay_buffer(tmp_path / "replay.pkl")
+    loaded = TargetDQN.load(tmp_path / "model.zip", env=make_vec_env(ENV))
+    loaded.load_replay_buffer(tmp_path / "replay.pkl")
+    saved, restored = model.replay_buffer, loaded.replay_buffer
+    assert isinstance(saved, PrioritizedReplay) and isinstance(restored, PrioritizedReplay)
+    assert loaded.num_timesteps == 300 and restored.beta == saved.beta == pytest.approx(0.58)
+    np.testing.assert_array_equal(restored.tree.leaves, saved.tree.leaves)
+    assert len(np.unique(saved.tree.leaves[: saved.size()])) > 10  # priorities were written
+    np.random.seed(4)
+    expected = saved.sample(32)
+    np.random.seed(4)
+    got = restored.sample(32)
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    assert torch.equal(got.weights, expected.weights)
+
+
+@pytest.mark.slow
+def test_prioritized_dqn_learns_cartpole_a_bit() -> None:
+    model = _prioritized(
+        DoubleDQN,
+        n_steps=3,
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=20_000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=10,
+        train_freq=256,
+        gradient_steps=128,
+        exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+        policy_kwargs=dict(net_arch=[256, 256]),
+    )
+    model.learn(12_000)
+    env = make_vec_env(ENV, n_envs=1, seed=1)
+    rewards, _ = evaluate_policy(model, env, n_eval_episodes=5)
+    assert float(np.mean(rewards)) > 100  # a random policy scores about 22
