@@ -10,11 +10,15 @@ rebuilds stacks when sampling, and it excludes, explicitly, indices whose frames
 Unlike Dopamine it does not zero-pad stacks at episode starts nor drop the terminal frame:
 every stack is rebuilt exactly as the environment produced it, so a sampled batch equals SB3's
 bit for bit (timeouts included, the pitfall of SB3's ``optimize_memory_usage``, SB3 #934).
+
+n-step returns (``n_steps > 1``) follow SB3's
+:class:`~stable_baselines3.common.buffers.NStepReplayBuffer` (:func:`n_step_returns` is its
+maths with the env indices given), so the two memories train the same targets.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -22,6 +26,76 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
+
+
+class NStepReturns(NamedTuple):
+    """What an n-step window adds to a transition, as numpy arrays (see :func:`n_step_returns`).
+
+    :param last_rows: row of the window's last transition, whose ``next_obs`` is bootstrapped
+    :param rewards: discounted sum of the window's rewards, (batch, 1) float32
+    :param dones: whether the window ends in a terminal that is not a timeout, (batch, 1)
+    :param discounts: ``gamma ** k``, k the window's length, (batch, 1) float32
+    """
+
+    last_rows: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    discounts: np.ndarray
+
+
+def n_step_returns(
+    buffer: ReplayBuffer,
+    batch_inds: np.ndarray,
+    env_indices: np.ndarray,
+    n_steps: int,
+    gamma: float,
+    env: VecNormalize | None = None,
+) -> NStepReturns:
+    """n-step returns of the transitions at ``(batch_inds, env_indices)``, exactly as SB3's.
+
+    SB3 2.9's ``NStepReplayBuffer._get_samples`` draws the env indices itself; this is the same
+    computation, operation for operation (so float32 results are equal bit for bit), on given
+    indices, so that a prioritized or frame-once memory can use it. A window stops at the first
+    done or timeout, and at the newest row (``pos - 1``), which SB3 treats as a timeout unless it
+    is a done so that no window runs into the oldest data. SB3 marks that row by writing into
+    ``buffer.timeouts`` and restoring it; here the sampled copies are changed instead, and the
+    buffer is only read.
+
+    :param buffer: any memory with SB3's ``rewards``, ``dones``, ``timeouts`` (rows, envs),
+        ``pos`` and ``buffer_size``
+    :param batch_inds: first row of each window
+    :param env_indices: env of each window, same shape
+    :param n_steps: window length (>= 1)
+    :param gamma: discount factor
+    :param env: VecNormalize whose reward normalisation applies, as in SB3
+    :return: the windows' last rows, returns, dones and bootstrap discounts
+    """
+    rows = (batch_inds[:, None] + np.arange(n_steps).reshape(1, -1)) % buffer.buffer_size
+    envs = env_indices[:, None]
+    rewards_seq = buffer._normalize_reward(buffer.rewards[rows, envs], env)
+    dones_seq = buffer.dones[rows, envs]
+    truncated_seq = buffer.timeouts[rows, envs]  # a copy (fancy indexing): ours to change
+    newest = rows == (buffer.pos - 1) % buffer.buffer_size
+    truncated_seq[newest] = np.logical_or(truncated_seq, np.logical_not(dones_seq))[newest]
+
+    done_or_truncated = np.logical_or(dones_seq, truncated_seq)
+    done_idx = np.where(
+        done_or_truncated.any(axis=1), done_or_truncated.argmax(axis=1), n_steps - 1
+    )
+    mask = np.arange(n_steps).reshape(1, -1) <= done_idx[:, None]
+    target_q_discounts = gamma ** mask.sum(axis=1, keepdims=True).astype(np.float32)
+    discounts = gamma ** np.arange(n_steps, dtype=np.float32).reshape(1, -1)
+    n_step_rewards = (rewards_seq * discounts * mask).sum(axis=1, keepdims=True)
+
+    last = np.arange(len(batch_inds))
+    next_dones = dones_seq[last, done_idx][:, None].astype(np.float32)
+    next_timeouts = truncated_seq[last, done_idx][:, None].astype(np.float32)
+    return NStepReturns(
+        last_rows=(batch_inds + done_idx) % buffer.buffer_size,
+        rewards=n_step_rewards,
+        dones=next_dones * (1.0 - next_timeouts),
+        discounts=target_q_discounts,
+    )
 
 
 class FrameStackReplayBuffer(ReplayBuffer):
@@ -47,7 +121,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
     Sampling draws indices exactly as SB3's :meth:`ReplayBuffer.sample` does (one ``randint``
     for rows, one for envs), so while no drawn index is invalid, e.g. before the buffer is
     full, the global numpy random stream is consumed identically and training runs match
-    SB3's buffer parameter for parameter.
+    SB3's buffer parameter for parameter (and, with ``n_steps > 1``, SB3's
+    ``NStepReplayBuffer``).
 
     :param buffer_size: Max number of transitions in the buffer (over all envs, as in SB3).
     :param observation_space: ``Box`` of dtype uint8 and shape ``(n_stack, H, W)``.
@@ -61,6 +136,12 @@ class FrameStackReplayBuffer(ReplayBuffer):
     :param frame_headroom: Extra frame slots for episode starts, as a fraction of the number of
         transitions. 0.01 costs 1 % more memory and keeps every row sampleable while episodes
         last 100 steps or more on average.
+    :param n_steps: Length of the return's window, >= 1. Above 1 a sample holds the discounted
+        sum of up to ``n_steps`` rewards, the ``next_obs`` the window ends on and the bootstrap
+        discount ``gamma ** k`` in ``discounts``, exactly as SB3's ``NStepReplayBuffer``. SB3's
+        off-policy algorithms do not pass their ``n_steps`` to a custom buffer class: give it in
+        ``replay_buffer_kwargs`` (``custom.dqn.TargetDQN`` refuses a mismatch).
+    :param gamma: Discount factor of the n-step return; the model's ``gamma``.
     """
 
     frames: np.ndarray
@@ -76,6 +157,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
         optimize_memory_usage: bool = False,
         handle_timeout_termination: bool = True,
         frame_headroom: float = 0.01,
+        n_steps: int = 1,
+        gamma: float = 0.99,
     ):
         if optimize_memory_usage:
             raise ValueError(
@@ -93,6 +176,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
             )
         if frame_headroom < 0:
             raise ValueError(f"frame_headroom must be >= 0, got {frame_headroom}.")
+        check_n_steps(n_steps)
         # ReplayBuffer.__init__ would allocate full obs/next_obs arrays (and warn about their
         # size); only the base bookkeeping is wanted.
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs)
@@ -100,6 +184,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
         self.frame_headroom = frame_headroom
+        self.n_steps = n_steps
+        self.gamma = gamma
         self.n_stack = self.obs_shape[0]
 
         rows = self.buffer_size * n_envs
@@ -202,6 +288,10 @@ class FrameStackReplayBuffer(ReplayBuffer):
     def is_valid(self, batch_inds: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
         """Which (row, env) transitions can be rebuilt: stored, and all their frames still there.
 
+        An n-step window is valid when its first row is: per env, a later row references no
+        older frame than an earlier one (a row continues its predecessor's frames or writes
+        new ones), and a window never runs past the newest row.
+
         :param batch_inds: Row indices, each in ``[0, size())``.
         :param env_indices: Env indices, same shape as ``batch_inds``.
         :return: Boolean array of the same shape.
@@ -250,6 +340,9 @@ class FrameStackReplayBuffer(ReplayBuffer):
     def _transitions(
         self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
     ) -> ReplayBufferSamples:
+        """The transitions at given (row, env) pairs, all valid, as tensors on ``self.device``."""
+        if self.n_steps > 1:
+            return self._n_step_transitions(batch_inds, env_indices, env)
         # One gather of n_stack + 1 frames per transition; obs and next_obs are views of it.
         stacks = self.frames[self.frame_refs[batch_inds, env_indices] % self.n_frames]
         data = (
@@ -266,3 +359,26 @@ class FrameStackReplayBuffer(ReplayBuffer):
         # another copy (on a GPU, as_tensor still copies to the device).
         tensors = (self.to_torch(array, copy=False) for array in data)  # type: ignore[arg-type]
         return ReplayBufferSamples(*tensors)
+
+    def _n_step_transitions(
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
+    ) -> ReplayBufferSamples:
+        returns = n_step_returns(self, batch_inds, env_indices, self.n_steps, self.gamma, env)
+        obs_refs = self.frame_refs[batch_inds, env_indices, :-1]
+        next_refs = self.frame_refs[returns.last_rows, env_indices, 1:]
+        data = (
+            self._normalize_obs(self.frames[obs_refs % self.n_frames], env),
+            self.actions[batch_inds, env_indices],
+            self._normalize_obs(self.frames[next_refs % self.n_frames], env),
+            returns.dones,
+            returns.rewards,
+            returns.discounts,
+        )
+        tensors = (self.to_torch(array, copy=False) for array in data)  # type: ignore[arg-type]
+        return ReplayBufferSamples(*tensors)
+
+
+def check_n_steps(n_steps: int) -> None:
+    """Raise a one-line ValueError unless ``n_steps`` is an int >= 1 (1: one-step returns)."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")

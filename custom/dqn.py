@@ -9,6 +9,7 @@ it acts). With the default hook the update is numerically identical to SB3's DQN
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -19,8 +20,10 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, ReplayBufferSamples
 from stable_baselines3.common.utils import ConstantSchedule
 
+from custom.buffers import check_n_steps
 from custom.losses import loss_function
 from custom.policies import POLICY_ALIASES
+from custom.prioritized import PrioritizedReplay, PrioritizedReplayBufferSamples
 from custom.targets import (
     double_q_values,
     expected_sarsa_values,
@@ -50,6 +53,12 @@ class TargetDQN(DQN):
     Besides SB3's keys it logs ``train/q_mean`` (mean Q of the actions taken) and
     ``train/target_mean`` (mean TD target), the first things to look at when values diverge.
 
+    With a prioritized replay buffer (:mod:`custom.prioritized`) each sample's loss is weighted
+    by its importance weight, the sampled priorities are set to ``|TD error| + eps`` after each
+    gradient step, and it logs ``train/per_beta``, ``train/per_weight_mean`` and
+    ``train/per_priority_spread`` (:meth:`~custom.prioritized.PrioritizedReplay.priority_spread`:
+    it grows when priorities explode). Without one the update is SB3's.
+
     :param args: positional arguments of DQN (``policy``, ``env``, ...)
     :param loss: TD loss on the taken action, a name in :data:`custom.losses.LOSSES`:
         ``"smooth_l1"`` (SB3's, the default) or ``"reference"`` (the reference agent's,
@@ -59,7 +68,11 @@ class TargetDQN(DQN):
         ``python -m benchmarks.compiled_update``. Compilation happens in
         the first gradient step (``compile_seconds``); where it fails the update runs eagerly,
         with a warning. Saved with the model.
-    :param kwargs: keyword arguments of DQN
+    :param kwargs: keyword arguments of DQN. ``n_steps`` (>= 1) must agree with the replay
+        buffer's: SB3 builds its ``NStepReplayBuffer`` itself only without a
+        ``replay_buffer_class``; a custom class (``FrameStackReplayBuffer``, the prioritized
+        buffers) gets ``n_steps`` and ``gamma`` through ``replay_buffer_kwargs``, and a model
+        whose buffer computes other returns is refused instead of training 1-step returns.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES
@@ -68,6 +81,7 @@ class TargetDQN(DQN):
         self, *args: Any, loss: str = "smooth_l1", compile_update: bool = False, **kwargs: Any
     ) -> None:
         loss_function(loss)  # fail on a bad name before SB3 builds env, buffer and networks
+        check_n_steps(kwargs.get("n_steps", 1))
         # Plain attributes: SB3's save() stores them and load() restores them before training.
         self.loss = loss
         self.compile_update = compile_update
@@ -77,8 +91,28 @@ class TargetDQN(DQN):
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
-        super()._setup_model()
+        with warnings.catch_warnings():
+            # SB3 warns that n_steps "is ignored" whenever a custom buffer class is given, also
+            # when its kwargs carry n_steps; _check_replay_returns refuses the real mismatch.
+            warnings.filterwarnings(
+                "ignore", message=r"`n_steps=\d+` is ignored", category=UserWarning
+            )
+            super()._setup_model()
+        self._check_replay_returns()
         self._use_networks(compiled=self.compile_update)
+
+    def _check_replay_returns(self) -> None:
+        """Refuse a replay buffer whose returns are not the model's ``n_steps`` and ``gamma``."""
+        buffer = self.replay_buffer
+        buffer_n_steps = getattr(buffer, "n_steps", 1)
+        buffer_gamma = getattr(buffer, "gamma", self.gamma)
+        if buffer_n_steps != self.n_steps or (self.n_steps > 1 and buffer_gamma != self.gamma):
+            raise ValueError(
+                f"n_steps={self.n_steps}, gamma={self.gamma} but the replay buffer "
+                f"{type(buffer).__name__} computes {buffer_n_steps}-step returns with gamma "
+                f"{buffer_gamma}: pass replay_buffer_kwargs=dict(n_steps={self.n_steps}, "
+                f"gamma={self.gamma}) (custom.replay.replay_buffer_setup does)."
+            )
 
     def _excluded_save_params(self) -> list[str]:
         # Compiled wrappers are rebuilt by _setup_model on load; the time is this process's.
@@ -151,12 +185,15 @@ class TargetDQN(DQN):
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         # SB3 2.9.2's DQN.train (SB3_DQN_TRAIN_SHA256), step for step, except for the hook, the
-        # loss function, the optional compilation, and logging: losses and means stay tensors
-        # and sync once per call instead of once per gradient step.
+        # loss function, the optional compilation, prioritized replay, and logging: losses and
+        # means stay tensors and sync once per call instead of once per gradient step.
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
+        if isinstance(self.replay_buffer, PrioritizedReplay):
+            # beta is a function of env steps: the model's count, which a resume restores
+            self.replay_buffer.num_timesteps = self.num_timesteps
 
-        losses, q_taken, targets = [], [], []
+        losses, q_taken, targets, weights = [], [], [], []
         for _ in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             if self.compile_update and self.compile_seconds is None:
@@ -166,20 +203,46 @@ class TargetDQN(DQN):
             losses.append(loss)
             q_taken.append(current_q_values)
             targets.append(target_q_values)
+            if isinstance(replay_data, PrioritizedReplayBufferSamples):
+                self._update_priorities(replay_data, current_q_values, target_q_values)
+                weights.append(replay_data.weights)
 
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        # The three means with one sync per call: an .item() per step would cost a few
-        # percent of a small network's update.
+        # The means with one sync per call: an .item() per step would cost a few percent of a
+        # small network's update.
         means = [th.stack(losses).mean(), th.cat(q_taken).mean(), th.cat(targets).mean()]
-        loss_mean, q_mean, target_mean = th.stack(means).tolist()
+        if weights:
+            means.append(th.cat(weights).mean())
+        loss_mean, q_mean, target_mean, *weight_mean = th.stack(means).tolist()
         self.logger.record("train/loss", loss_mean)
         self.logger.record("train/q_mean", q_mean)
         self.logger.record("train/target_mean", target_mean)
+        if weights:
+            self._log_prioritized(weight_mean[0])
+
+    def _update_priorities(
+        self,
+        replay_data: PrioritizedReplayBufferSamples,
+        current_q_values: th.Tensor,
+        target_q_values: th.Tensor,
+    ) -> None:
+        """Set the sampled priorities to ``|TD error| + eps``: one device-to-host copy."""
+        buffer = self.replay_buffer
+        assert isinstance(buffer, PrioritizedReplay)
+        td_errors = (target_q_values - current_q_values).abs().reshape(-1).cpu().numpy()
+        buffer.update_priorities(replay_data.indices, td_errors.astype(np.float64) + buffer.eps)
+
+    def _log_prioritized(self, weight_mean: float) -> None:
+        buffer = self.replay_buffer
+        assert isinstance(buffer, PrioritizedReplay)
+        self.logger.record("train/per_beta", buffer.beta)
+        self.logger.record("train/per_weight_mean", weight_mean)
+        self.logger.record("train/per_priority_spread", buffer.priority_spread())
 
     def _gradient_step(
-        self, replay_data: ReplayBufferSamples
+        self, replay_data: ReplayBufferSamples | PrioritizedReplayBufferSamples
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """One update on a sampled batch; returns the loss, ``Q(s, a)`` and the TD target."""
         # For n-step replay, discount factor is gamma**n_steps (when no early termination)
@@ -196,7 +259,11 @@ class TargetDQN(DQN):
         current_q_values = self.online_q(replay_data.observations)
         current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
 
-        loss = loss_function(self.loss)(current_q_values, target_q_values)
+        # Importance weights of prioritized replay; None: the mean, as SB3 calls its loss.
+        weights = (
+            replay_data.weights if isinstance(replay_data, PrioritizedReplayBufferSamples) else None
+        )
+        loss = loss_function(self.loss)(current_q_values, target_q_values, weights)
 
         self.policy.optimizer.zero_grad()
         loss.backward()
@@ -205,7 +272,7 @@ class TargetDQN(DQN):
         return loss.detach(), current_q_values.detach(), target_q_values
 
     def _first_compiled_step(
-        self, replay_data: ReplayBufferSamples
+        self, replay_data: ReplayBufferSamples | PrioritizedReplayBufferSamples
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """The first compiled update, timed; where compilation fails, the update runs eagerly.
 

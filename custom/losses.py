@@ -1,30 +1,48 @@
 """TD losses on the Q-value of the action taken: SB3's smooth L1 and the reference agent's.
 
 Every loss takes ``current_q`` (Q(s, a) of the taken actions, with grad) and ``target_q`` (the
-TD targets, no grad), both of shape (batch, 1), and returns a scalar: the mean over the batch.
-:func:`loss_function` maps the names that :class:`custom.dqn.TargetDQN` accepts (``loss=``)
-to them.
+TD targets, no grad), both of shape (batch, 1), and returns a scalar: the mean over the batch,
+or, given ``weights`` (batch, 1) (prioritized replay's importance weights), the mean of the
+per-sample losses times their weights. :func:`loss_function` maps the names that
+:class:`custom.dqn.TargetDQN` accepts (``loss=``) to them.
 """
 
-from collections.abc import Callable
+from typing import Protocol
 
 import torch as th
 from torch.nn import functional as F
 
-LossFn = Callable[[th.Tensor, th.Tensor], th.Tensor]
+
+class LossFn(Protocol):
+    """``(current_q, target_q, weights=None) -> scalar loss``, see the module docstring."""
+
+    def __call__(
+        self, current_q: th.Tensor, target_q: th.Tensor, weights: th.Tensor | None = None
+    ) -> th.Tensor: ...
 
 
-def smooth_l1(current_q: th.Tensor, target_q: th.Tensor) -> th.Tensor:
+def _weighted_mean(per_sample: th.Tensor, weights: th.Tensor | None) -> th.Tensor:
+    return per_sample.mean() if weights is None else (per_sample * weights).mean()
+
+
+def smooth_l1(
+    current_q: th.Tensor, target_q: th.Tensor, weights: th.Tensor | None = None
+) -> th.Tensor:
     """SB3's DQN loss, ``F.smooth_l1_loss`` (Huber with beta = 1), called exactly as SB3 does.
 
     :param current_q: Q(s, a) of the taken actions, (batch, 1)
     :param target_q: TD targets, (batch, 1)
-    :return: the mean loss over the batch
+    :param weights: per-sample weights, (batch, 1); None: SB3's call, bit for bit
+    :return: the (weighted) mean loss over the batch
     """
-    return F.smooth_l1_loss(current_q, target_q)
+    if weights is None:
+        return F.smooth_l1_loss(current_q, target_q)
+    return _weighted_mean(F.smooth_l1_loss(current_q, target_q, reduction="none"), weights)
 
 
-def reference_huber(current_q: th.Tensor, target_q: th.Tensor) -> th.Tensor:
+def reference_huber(
+    current_q: th.Tensor, target_q: th.Tensor, weights: th.Tensor | None = None
+) -> th.Tensor:
     """The reference agent's (seed 000) "Huber" loss, its formula kept exactly.
 
     With ``d = target - Q(s, a)``: ``0.5 d^2`` where ``|d| - 0.5 <= 1``, else ``|d| - 0.5``.
@@ -43,11 +61,12 @@ def reference_huber(current_q: th.Tensor, target_q: th.Tensor) -> th.Tensor:
 
     :param current_q: Q(s, a) of the taken actions, (batch, 1)
     :param target_q: TD targets, (batch, 1)
-    :return: the mean loss over the batch
+    :param weights: per-sample weights, (batch, 1), or None
+    :return: the (weighted) mean loss over the batch
     """
     delta = target_q - current_q
     linear = delta.abs() - 0.5
-    return th.where(linear > 1.0, linear, 0.5 * delta.square()).mean()
+    return _weighted_mean(th.where(linear > 1.0, linear, 0.5 * delta.square()), weights)
 
 
 LOSSES: dict[str, LossFn] = {"smooth_l1": smooth_l1, "reference": reference_huber}

@@ -18,13 +18,13 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
-from custom.buffers import FrameStackReplayBuffer
+from custom.buffers import FrameStackReplayBuffer, n_step_returns
 
 SHAPE = (4, 5, 7)  # (n_stack, H, W): small, and H != W so that a transposed frame shows
 RESET_MODES = ("repeat", "first", "zeros", "fresh")
@@ -151,8 +151,11 @@ def all_pairs(buffer: ReplayBuffer) -> tuple[np.ndarray, np.ndarray]:
 
 
 def assert_same_samples(a: ReplayBufferSamples, b: ReplayBufferSamples) -> None:
-    for name in ("observations", "actions", "next_observations", "dones", "rewards"):
+    for name in ("observations", "actions", "next_observations", "dones", "rewards", "discounts"):
         x, y = getattr(a, name), getattr(b, name)
+        if x is None or y is None:
+            assert x is y is None, name
+            continue
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert th.equal(x, y), name
 
@@ -465,3 +468,132 @@ def test_sb3_atari_stacking_with_zero_padding_and_life_loss() -> None:
     assert assert_valid_rows_match(ours, ref).all()
     # An episode start costs a zero frame and its first frame; every other step one frame.
     assert ours.frames_written <= n_envs * steps + 2 * episodes
+
+
+def make_n_step_pair(
+    capacity: int, n_envs: int, n_steps: int, gamma: float = 0.9, **kwargs: Any
+) -> tuple[FrameStackReplayBuffer, NStepReplayBuffer]:
+    obs_space = spaces.Box(0, 255, SHAPE, dtype=np.uint8)
+    args = (capacity, obs_space, spaces.Discrete(3), "cpu", n_envs)
+    ours = FrameStackReplayBuffer(*args, n_steps=n_steps, gamma=gamma, **kwargs)
+    timeouts = kwargs.get("handle_timeout_termination", True)
+    ref = NStepReplayBuffer(
+        *args, n_steps=n_steps, gamma=gamma, handle_timeout_termination=timeouts
+    )
+    return ours, ref
+
+
+def assert_all_rows_match_n_step(ours: FrameStackReplayBuffer, ref: NStepReplayBuffer) -> None:
+    """Every stored row and env, through SB3's own ``_get_samples``, env draws replayed."""
+    rows = np.repeat(np.arange(ref.size()), 3)
+    np.random.seed(11)
+    envs = np.random.randint(0, ref.n_envs, size=rows.shape)  # what _get_samples draws
+    np.random.seed(11)
+    expected = ref._get_samples(rows)
+    assert_same_samples(ours._transitions(rows, envs, None), expected)
+
+
+@pytest.mark.parametrize("handle_timeout_termination", [True, False])
+@pytest.mark.parametrize("n_envs", [1, 4])
+@pytest.mark.parametrize("n_steps", [2, 5])
+def test_n_step_samples_equal_sb3_n_step_buffer(
+    n_steps: int, n_envs: int, handle_timeout_termination: bool
+) -> None:
+    # 1-to-6-step episodes, half truncated, life-loss style resets to the first frame: windows
+    # hold terminals, timeouts, the newest row and the wrap-around of the ring.
+    ours, ref = make_n_step_pair(
+        30 * n_envs,
+        n_envs,
+        n_steps,
+        frame_headroom=2.0,
+        handle_timeout_termination=handle_timeout_termination,
+    )
+    stream = FrameIdStream(n_envs, "first", max_len=6, seed=n_steps)
+    for chunk in (1, 2, 9, 25, 40, 3, 31):
+        feed(stream, (ours, ref), chunk)
+        assert_all_rows_match_n_step(ours, ref)
+        np.random.seed(chunk)
+        got = ours.sample(32)
+        after_ours = np.random.randint(2**31)
+        np.random.seed(chunk)
+        assert_same_samples(got, ref.sample(32))
+        assert np.random.randint(2**31) == after_ours
+    assert ours.full and ref.timeouts.any() == handle_timeout_termination
+    assert (ref.dones * (1 - ref.timeouts)).any()
+    assert np.array_equal(ref.timeouts, ours.timeouts)  # SB3 restored it; ours never wrote
+
+
+def test_n_step_windows_of_a_hand_made_stream() -> None:
+    """Returns, discounts and dones by hand: a terminal, a timeout and the newest row."""
+    ours, _ = make_n_step_pair(10, 1, n_steps=3, gamma=0.5)
+    stream = FrameIdStream(1, "repeat", max_len=1000)
+    ends = {2: "terminal", 5: "timeout"}
+    for step in range(8):
+        obs, next_obs, actions, _, _, _ = stream.step()
+        kind = ends.get(step)
+        infos = [{"TimeLimit.truncated": kind == "timeout"}]
+        ours.add(
+            obs, next_obs, actions, np.array([step + 1.0]), np.array([kind is not None]), infos
+        )
+    rows = np.arange(8)
+    got = ours._transitions(rows, np.zeros(8, dtype=int), None)
+    # rewards 1..8; row 2 ends an episode by a terminal, row 5 by a timeout, row 7 is newest.
+    expected_returns = [
+        1 + 2 / 2 + 3 / 4,
+        2 + 3 / 2,
+        3,
+        4 + 5 / 2 + 6 / 4,
+        5 + 6 / 2,
+        6,
+        7 + 8 / 2,
+        8,
+    ]
+    expected_lengths = [3, 2, 1, 3, 2, 1, 2, 1]
+    expected_dones = [1, 1, 1, 0, 0, 0, 0, 0]
+    assert got.rewards.ravel().tolist() == expected_returns
+    assert got.discounts is not None
+    assert got.discounts.ravel().tolist() == [0.5**k for k in expected_lengths]
+    assert got.dones.ravel().tolist() == expected_dones
+    last_rows = np.minimum(rows + np.array(expected_lengths) - 1, 7)
+    refs = ours.frame_refs[last_rows, 0, 1:]
+    assert th.equal(got.next_observations, th.as_tensor(ours.frames[refs % ours.n_frames]))
+
+
+def test_n_step_returns_only_reads_the_buffer() -> None:
+    ours, ref = make_n_step_pair(20, 2, n_steps=4)
+    feed(FrameIdStream(2, "repeat", max_len=5), (ours, ref), 27)
+    before = ref.timeouts.copy()
+    n_step_returns(ref, np.arange(ref.size()), np.ones(ref.size(), dtype=int), 4, 0.9)
+    assert np.array_equal(ref.timeouts, before)
+
+
+def test_n_step_never_samples_a_window_whose_frames_were_overwritten() -> None:
+    ours, ref = make_n_step_pair(400 * 2, 2, n_steps=3, frame_headroom=0.0)
+    feed(FrameIdStream(2, "fresh", max_len=3), (ours, ref), 700)
+    rows, envs = all_pairs(ours)
+    valid = ours.is_valid(rows, envs)
+    assert 0 < valid.sum() < len(valid)
+    # SB3's windows of every stored (row, env): its env draws replayed cover them all.
+    rows = np.repeat(np.arange(ref.size()), 24)
+    np.random.seed(5)
+    envs = np.random.randint(0, 2, size=rows.shape)
+    assert len(set(zip(rows, envs, strict=True))) == 2 * ref.size()
+    np.random.seed(5)
+    windows = ref._get_samples(rows)
+    stored = set(zip(*(tensor_keys(windows)), strict=True))
+    np.random.seed(3)
+    for _ in range(10):
+        assert set(zip(*(tensor_keys(ours.sample(64))), strict=True)) <= stored
+
+
+def tensor_keys(batch: ReplayBufferSamples) -> tuple[list, ...]:
+    """Hashable rows of a batch: obs, next_obs, reward, done, discount."""
+    assert batch.discounts is not None
+    fields = (batch.observations, batch.next_observations, batch.rewards, batch.dones)
+    return tuple([row.numpy().tobytes() for row in field] for field in (*fields, batch.discounts))
+
+
+@pytest.mark.parametrize("n_steps", [0, -1, 2.0, True])
+def test_rejects_bad_n_steps(n_steps: Any) -> None:
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
+        make_n_step_pair(10, 1, n_steps=n_steps)

@@ -17,6 +17,7 @@ import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
 from custom.buffers import FrameStackReplayBuffer
@@ -29,6 +30,8 @@ from custom.dqn import (
     TargetDQN,
 )
 from custom.losses import LOSSES
+from custom.prioritized import PrioritizedReplay
+from custom.replay import replay_buffer_setup
 from custom.targets import max_values
 from tests.test_buffers import FrameIdStackEnv
 
@@ -99,18 +102,30 @@ def test_target_dqn_is_identical_to_stock_dqn(n_steps: int) -> None:
     assert ours._n_updates == stock._n_updates > 0
 
 
-def _frame_stack_dqn(cls: type[DQN], policy_kwargs: dict | None = None, **kwargs: Any) -> DQN:
+def _frame_stack_dqn(
+    cls: type[DQN],
+    policy_kwargs: dict | None = None,
+    replay_buffer_class: type[ReplayBuffer] | None = FrameStackReplayBuffer,
+    replay_buffer_kwargs: dict | None = None,
+    **kwargs: Any,
+) -> DQN:
     """``cls`` on Atari-shaped stacked uint8 frames (2 envs, terminations and time-outs),
-    with the frame-once replay buffer; 4 transitions per update from step 300 on."""
+    with the frame-once replay buffer (given the model's ``n_steps`` unless
+    ``replay_buffer_kwargs`` says otherwise); 4 transitions per update from step 300 on."""
 
     def make_env() -> gym.Env:
         return gym.wrappers.TimeLimit(FrameIdStackEnv(), max_episode_steps=30)
 
+    if replay_buffer_kwargs is None:
+        replay_buffer_kwargs = {}
+        if replay_buffer_class is FrameStackReplayBuffer:
+            replay_buffer_kwargs = {"n_steps": kwargs.get("n_steps", 1), "gamma": 0.99}
     return cls(
         "CnnPolicy",
         make_vec_env(make_env, n_envs=2, seed=3),
         buffer_size=2_000,
-        replay_buffer_class=FrameStackReplayBuffer,
+        replay_buffer_class=replay_buffer_class,
+        replay_buffer_kwargs=replay_buffer_kwargs,
         learning_starts=300,
         train_freq=2,
         target_update_interval=100,
@@ -121,19 +136,36 @@ def _frame_stack_dqn(cls: type[DQN], policy_kwargs: dict | None = None, **kwargs
     )
 
 
-def test_target_dqn_is_identical_to_stock_dqn_with_frame_once_replay() -> None:
-    stock = _frame_stack_dqn(DQN)
+# stock DQN warns that n_steps "is ignored" although FrameStackReplayBuffer gets it in its kwargs
+@pytest.mark.filterwarnings("ignore:`n_steps=3` is ignored")
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_target_dqn_is_identical_to_stock_dqn_with_frame_once_replay(n_steps: int) -> None:
+    stock = _frame_stack_dqn(DQN, n_steps=n_steps)
     initial = _params(stock)
     stock.learn(800)
-    ours = _frame_stack_dqn(TargetDQN).learn(800)
+    ours = _frame_stack_dqn(TargetDQN, n_steps=n_steps).learn(800)
+    # and both equal stock DQN on SB3's own memory (NStepReplayBuffer when n_steps > 1)
+    sb3_memory = _frame_stack_dqn(DQN, replay_buffer_class=None, n_steps=n_steps).learn(800)
 
     buffer = ours.replay_buffer
-    assert isinstance(buffer, FrameStackReplayBuffer)
+    assert isinstance(buffer, FrameStackReplayBuffer) and buffer.n_steps == n_steps
     assert isinstance(stock.replay_buffer, FrameStackReplayBuffer)
+    assert type(sb3_memory.replay_buffer) is (NStepReplayBuffer if n_steps > 1 else ReplayBuffer)
     assert buffer.timeouts.any() and (buffer.dones > buffer.timeouts).any()
     _assert_same_params(_params(stock), _params(ours))
+    _assert_same_params(_params(sb3_memory), _params(ours))
     assert not torch.equal(initial[FIRST_CONV], _params(stock)[FIRST_CONV])
     assert ours._n_updates == stock._n_updates > 0
+
+
+def test_refuses_a_replay_buffer_that_ignores_n_steps() -> None:
+    """SB3 only warns, and trains 1-step returns; TargetDQN refuses in one line."""
+    with pytest.raises(ValueError, match=r"n_steps=3, gamma=0\.99 but the replay buffer"):
+        _frame_stack_dqn(TargetDQN, n_steps=3, replay_buffer_kwargs={})
+    with pytest.raises(ValueError, match=r"computes 3-step returns with gamma 0\.9:"):
+        _frame_stack_dqn(TargetDQN, n_steps=3, replay_buffer_kwargs={"n_steps": 3, "gamma": 0.9})
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1, got 0"):
+        TargetDQN("MlpPolicy", ENV, n_steps=0)
 
 
 def _assert_close_params(
@@ -400,3 +432,105 @@ def test_update_runs_eagerly_where_compilation_fails(
     assert not fallen_back.compile_update and fallen_back.compile_seconds is None
     # the failed first step changed nothing: the same update ran eagerly
     _assert_same_params(_params(eager), _params(fallen_back))
+
+
+def _prioritized(cls: type[TargetDQN], n_steps: int = 1, **kwargs: Any) -> TargetDQN:
+    """``cls`` on CartPole with proportional prioritized replay (beta 0.4 -> 1 over 1000 steps)."""
+    buffer_class, buffer_kwargs = replay_buffer_setup(
+        "standard",
+        n_steps=n_steps,
+        gamma=0.99,
+        prioritized=True,
+        alpha=0.6,
+        beta=0.4,
+        beta_anneal_steps=1000,
+        eps=1e-3,
+    )
+    return cls(
+        "MlpPolicy",
+        ENV,
+        n_steps=n_steps,
+        replay_buffer_class=buffer_class,
+        replay_buffer_kwargs=buffer_kwargs,
+        **{**KWARGS, **kwargs},
+    )
+
+
+@pytest.mark.parametrize(("cls", "extra"), VARIANTS)
+def test_prioritized_update_weights_the_loss_and_writes_back_td_errors(
+    cls: type[TargetDQN], extra: dict[str, Any]
+) -> None:
+    """One gradient step by hand, with the variant's own target: the logged loss is the
+    weighted loss, and the sampled priorities become |TD error| + eps."""
+    model = _prioritized(cls, n_steps=3, learning_starts=STEPS, **extra).learn(STEPS)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, PrioritizedReplay) and buffer.n_steps == 3
+    leaves = np.arange(buffer.size())
+    buffer.update_priorities(leaves, np.random.default_rng(0).uniform(0.1, 5.0, len(leaves)))
+    buffer.num_timesteps = model.num_timesteps  # what train() tells it
+    np.random.seed(0)
+    batch = buffer.sample(64)
+    assert batch.discounts is not None and not torch.equal(batch.weights, torch.ones(64, 1))
+    with torch.no_grad():
+        next_values = model.next_state_values(batch.next_observations).reshape(-1, 1)
+        target = batch.rewards + (1 - batch.dones) * batch.discounts * next_values
+        current = model.q_net(batch.observations).gather(1, batch.actions.long())
+    expected_loss = float(LOSSES[model.loss](current, target, batch.weights))
+    td_errors = (target - current).abs().numpy().ravel()
+
+    np.random.seed(0)
+    model.train(gradient_steps=1, batch_size=64)
+
+    logged = model.logger.name_to_value
+    assert logged["train/loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert logged["train/per_weight_mean"] == pytest.approx(float(batch.weights.mean()))
+    assert logged["train/per_beta"] == pytest.approx(0.4 + 0.6 * STEPS / 1000)
+    assert logged["train/per_priority_spread"] == pytest.approx(buffer.priority_spread())
+    # duplicates in a batch: numpy assignment keeps the last
+    last = {leaf: i for i, leaf in enumerate(batch.indices)}
+    written = buffer.tree.leaves[list(last)]
+    expected = (td_errors[list(last.values())].astype(np.float64) + 1e-3) ** 0.6
+    np.testing.assert_allclose(written, expected, rtol=1e-5)
+
+
+def test_prioritized_state_survives_save_and_load(tmp_path: Path) -> None:
+    """model.zip keeps the env step (so beta), the replay pickle the priorities."""
+    model = _prioritized(TargetDQN).learn(300)
+    model.save(tmp_path / "model.zip")
+    model.save_replay_buffer(tmp_path / "replay.pkl")
+    loaded = TargetDQN.load(tmp_path / "model.zip", env=make_vec_env(ENV))
+    loaded.load_replay_buffer(tmp_path / "replay.pkl")
+    saved, restored = model.replay_buffer, loaded.replay_buffer
+    assert isinstance(saved, PrioritizedReplay) and isinstance(restored, PrioritizedReplay)
+    assert loaded.num_timesteps == 300 and restored.beta == saved.beta == pytest.approx(0.58)
+    np.testing.assert_array_equal(restored.tree.leaves, saved.tree.leaves)
+    assert len(np.unique(saved.tree.leaves[: saved.size()])) > 10  # priorities were written
+    np.random.seed(4)
+    expected = saved.sample(32)
+    np.random.seed(4)
+    got = restored.sample(32)
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    assert torch.equal(got.weights, expected.weights)
+
+
+@pytest.mark.slow
+def test_prioritized_dqn_learns_cartpole_a_bit() -> None:
+    model = _prioritized(
+        DoubleDQN,
+        n_steps=3,
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=20_000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=10,
+        train_freq=256,
+        gradient_steps=128,
+        exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+        policy_kwargs=dict(net_arch=[256, 256]),
+    )
+    model.learn(12_000)
+    env = make_vec_env(ENV, n_envs=1, seed=1)
+    rewards, _ = evaluate_policy(model, env, n_eval_episodes=5)
+    assert float(np.mean(rewards)) > 100  # a random policy scores about 22

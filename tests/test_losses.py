@@ -80,3 +80,29 @@ def test_loss_function_names() -> None:
     assert loss_function("reference") is reference_huber
     with pytest.raises(ValueError, match=r"loss must be one of 'smooth_l1', 'reference'; got 'l2'"):
         loss_function("l2")
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_weighted_loss_is_the_mean_of_weighted_per_sample_losses(name: str) -> None:
+    rng = np.random.default_rng(1)
+    current = rng.normal(scale=2.0, size=(64, 1)).astype(np.float32)
+    target = rng.normal(scale=2.0, size=(64, 1)).astype(np.float32)
+    weights = rng.uniform(0.1, 1.0, size=(64, 1)).astype(np.float32)
+    delta = target - current
+    huber = np.where(np.abs(delta) < 1, 0.5 * delta**2, np.abs(delta) - 0.5)
+    per_sample = {"smooth_l1": huber, "reference": numpy_reference_huber(delta)}[name]
+    current_t = torch.as_tensor(current, dtype=torch.float32).requires_grad_()
+    got = LOSSES[name](current_t, torch.as_tensor(target), torch.as_tensor(weights))
+    np.testing.assert_allclose(float(got.detach()), (weights * per_sample).mean(), rtol=1e-6)
+    got.backward()  # the weights scale each sample's gradient
+    assert current_t.grad is not None
+    unweighted = torch.as_tensor(current).requires_grad_()
+    LOSSES[name](unweighted, torch.as_tensor(target)).backward()
+    assert unweighted.grad is not None
+    torch.testing.assert_close(current_t.grad, unweighted.grad * torch.as_tensor(weights))
+    # unit weights change nothing
+    ones = torch.ones(64, 1)
+    unit = LOSSES[name](torch.as_tensor(current), torch.as_tensor(target), ones)
+    torch.testing.assert_close(
+        unit, LOSSES[name](torch.as_tensor(current), torch.as_tensor(target))
+    )
