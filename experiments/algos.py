@@ -17,8 +17,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from custom.buffers import FrameStackReplayBuffer
 from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
+from custom.replay import REPLAY_KINDS, replay_buffer_setup
 from custom.schedules import HoldThenLinear, set_exploration_schedule, set_learning_rate_schedule
 from experiments.errors import ConfigError, first_line, require_one_of
 
@@ -115,11 +115,6 @@ ALGORITHMS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec(PPO, "ppo", resumable=_RESUMABLE_PPO),
 }
 
-#: ``dqn.replay.kind`` -> replay buffer class for the DQN family (None: SB3's ReplayBuffer).
-REPLAY_BUFFERS: dict[str, type | None] = {
-    "standard": None,
-    "frames": FrameStackReplayBuffer,
-}
 
 #: Block keys that reach the class under another name (``dqn.compile`` -> ``compile_update``).
 _RENAMED = {"compile": "compile_update"}
@@ -201,25 +196,42 @@ def algo_kwargs(cfg: DictConfig) -> dict[str, Any]:
         if key in params:
             params[name] = params.pop(key)
     if spec.replay:
-        params.update(_replay_kwargs(block.replay))
+        params.update(_replay_kwargs(block))
     params.update(algo_arguments(cfg))
     return params
 
 
 def replay_buffer_class(kind: str) -> type | None:
-    """The buffer class for ``dqn.replay.kind``, with a one-line error listing the known ones."""
-    require_one_of("dqn.replay.kind", kind, REPLAY_BUFFERS)
-    return REPLAY_BUFFERS[kind]
+    """The uniform buffer class for ``dqn.replay.kind`` (None: SB3's), or a one-line error."""
+    require_one_of("dqn.replay.kind", kind, REPLAY_KINDS)
+    return REPLAY_KINDS[kind][0]
 
 
-def _replay_kwargs(replay: DictConfig) -> dict[str, Any]:
-    buffer_class = replay_buffer_class(replay.kind)
+def _replay_kwargs(block: DictConfig) -> dict[str, Any]:
+    """``replay_buffer_class`` and ``_kwargs`` for ``dqn.replay`` (``custom.replay``)."""
+    replay = block.replay
+    replay_buffer_class(replay.kind)
+    options = {
+        "frame_headroom": replay.frame_headroom,
+        "alpha": replay.alpha,
+        "beta": replay.beta,
+        "beta_final": replay.beta_final,
+        "beta_anneal_steps": replay.beta_anneal_steps or 0,
+        "eps": replay.eps,
+    }
+    try:
+        buffer_class, kwargs = replay_buffer_setup(
+            replay.kind,
+            n_steps=block.n_steps,
+            gamma=block.gamma,
+            prioritized=replay.prioritized,
+            **options,
+        )
+    except ValueError as error:
+        raise ConfigError("dqn.replay", str(error)) from None
     if buffer_class is None:
         return {}
-    return {
-        "replay_buffer_class": buffer_class,
-        "replay_buffer_kwargs": {"frame_headroom": replay.frame_headroom},
-    }
+    return {"replay_buffer_class": buffer_class, "replay_buffer_kwargs": kwargs}
 
 
 def build_model(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
@@ -265,6 +277,9 @@ def resolve_step_schedules(cfg: DictConfig) -> None:
         block.exploration_anneal_steps = round(block.exploration_fraction * total)
     if block.get("learning_rate_anneal_steps") is None and block.learning_rate_final is not None:
         block.learning_rate_anneal_steps = round(block.learning_rate_fraction * total)
+    replay = block.get("replay")
+    if replay is not None and replay.get("prioritized") and replay.beta_anneal_steps is None:
+        replay.beta_anneal_steps = total
 
 
 def install_step_schedules(cfg: DictConfig, model: BaseAlgorithm) -> None:

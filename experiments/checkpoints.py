@@ -40,7 +40,7 @@ from experiments.algos import (
     install_step_schedules,
     resolve_step_schedules,
 )
-from experiments.config import CONF_DIR
+from experiments.config import CONF_DIR, run_config
 from experiments.errors import ConfigError
 from experiments.run_dir import (
     CHECKPOINT_CONFIG as CONFIG,
@@ -176,7 +176,7 @@ class Checkpointer:
             model.save_replay_buffer(tmp / REPLAY)  # type: ignore[attr-defined]
         with (tmp / RNG).open("wb") as file:
             pickle.dump(rng_states(model), file)
-        OmegaConf.save(self.cfg, tmp / CONFIG)
+        OmegaConf.save(OmegaConf.create(run_config(self.cfg)), tmp / CONFIG)
         state = CheckpointState(
             step=step,
             total_timesteps=int(self.cfg.total_timesteps),

@@ -27,7 +27,6 @@ from hydra.errors import (
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from experiments import sweeps
-from experiments.algos import FAMILIES
 from experiments.errors import ConfigError, first_line
 
 _FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -102,8 +101,6 @@ def user_error(error: BaseException) -> str | None:
         return _omegaconf_error(error)
     if isinstance(error, HydraException):
         return first_line(str(error))
-    if isinstance(error, AssertionError) and "root: NoneType" in str(error):
-        return _absent_block()
     return None
 
 
@@ -120,17 +117,6 @@ def _missing_config(error: MissingConfigException) -> str:
     if group and error.options:
         return f"{group}={choice}: unknown choice; use one of {', '.join(sorted(error.options))}"
     return first_line(str(error))
-
-
-def _absent_block() -> str:
-    """An override into another algorithm family's block, e.g. ``dqn.gamma=0.9`` with PPO."""
-    overrides = [arg for arg in sys.argv[1:] if arg.lstrip("+~").split(".")[0] in FAMILIES]
-    subject = overrides[0] if overrides else "an override"
-    return (
-        f"{subject}: this run has no such block; a run carries only its algorithm family's "
-        f"hyperparameters ({', '.join(f'{family}.*' for family in FAMILIES)}), so set the "
-        "chosen algo's block"
-    )
 
 
 def _parse_error(message: str) -> str:

@@ -26,9 +26,17 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from custom.losses import LOSSES
-from experiments.algos import FAMILIES, AlgoSpec, algo_arguments, algo_spec, replay_buffer_class
+from experiments.algos import (
+    ALGORITHMS,
+    FAMILIES,
+    AlgoSpec,
+    algo_arguments,
+    algo_spec,
+    replay_buffer_class,
+)
 from experiments.envs import EVAL_SEED_OFFSET, wrapper_options
 from experiments.errors import ConfigError, require_one_of
+from experiments.run_dir import config_differences
 from experiments.tracking import check_logger
 
 #: Hydra's config dir (``conf/``): what run.py composes from.
@@ -90,10 +98,22 @@ class CommonParams:
 
 @dataclass
 class ReplayConfig:
-    """Replay memory of the DQN family: ``standard`` (SB3's) or ``frames`` (each frame once)."""
+    """Replay memory of the DQN family: ``standard`` (SB3's) or ``frames`` (each frame once).
+
+    ``prioritized`` samples a transition with probability ``p^alpha / sum p^alpha``, ``p`` =
+    |TD error| + ``eps``, and corrects the bias with importance weights whose exponent goes
+    linearly from ``beta`` to ``beta_final`` over ``beta_anneal_steps`` env steps (null: the
+    run's ``total_timesteps`` at launch, saved as steps). ``custom.prioritized`` has the maths.
+    """
 
     kind: str = "standard"
     frame_headroom: float = 0.01
+    prioritized: bool = False
+    alpha: float = 0.6
+    beta: float = 0.4
+    beta_final: float = 1.0
+    beta_anneal_steps: int | None = None
+    eps: float = 1e-6
 
 
 @dataclass
@@ -124,6 +144,8 @@ class DQNParams(CommonParams):
     exploration_hold_steps: int = 0
     exploration_anneal_steps: int | None = None
     max_grad_norm: float = 10.0
+    #: n-step returns (1: one-step); on every replay kind, with or without prioritization
+    n_steps: int = 1
     loss: str = "smooth_l1"
     compile: bool = False
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -198,8 +220,8 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    dqn: DQNParams | None = None
-    ppo: PPOParams | None = None
+    dqn: DQNParams = field(default_factory=DQNParams)
+    ppo: PPOParams = field(default_factory=PPOParams)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     #: a run dir to continue (``python run.py resume=RUN_DIR``); other overrides change its config
@@ -240,10 +262,11 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:
-    """The run's config as plain data, without the other algorithm families' (empty) blocks."""
+    """The run's config as plain data, without the other algorithm families' (unused) blocks."""
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    own = _FAMILY_OF.get(str(OmegaConf.select(cfg, "algo.name", default="")))
     for family in FAMILIES:
-        if container.get(family) is None:
+        if family != own:
             container.pop(family, None)
     return container
 
@@ -304,6 +327,12 @@ _RULES: dict[str, Rule] = {
     "dqn.exploration_hold_steps": _NON_NEGATIVE,
     "dqn.exploration_anneal_steps": _NON_NEGATIVE,
     "dqn.replay.frame_headroom": _UNIT,
+    "dqn.replay.alpha": _NON_NEGATIVE,
+    "dqn.replay.beta": _UNIT,
+    "dqn.replay.beta_final": _UNIT,
+    "dqn.replay.beta_anneal_steps": _NON_NEGATIVE,
+    "dqn.replay.eps": _POSITIVE,
+    "dqn.n_steps": _POSITIVE,
     "ppo.n_steps": _POSITIVE,
     "ppo.batch_size": _POSITIVE,
     "ppo.n_epochs": _POSITIVE,
@@ -355,15 +384,29 @@ def config_warnings(cfg: DictConfig) -> list[str]:
     return warnings
 
 
+_FAMILY_SCHEMAS: dict[str, type] = {"dqn": DQNParams, "ppo": PPOParams}
+_FAMILY_OF = {name: spec.family for name, spec in ALGORITHMS.items()}
+
+
 def _check_family(cfg: DictConfig, spec: AlgoSpec) -> None:
-    """The run carries its own family's hyperparameters, and only those."""
-    loaded = [f"{family}.*" for family in FAMILIES if cfg.get(family) is not None]
-    if loaded != [f"{spec.family}.*"]:
-        raise ConfigError(
-            f"algo={cfg.algo.name}",
-            f"takes {spec.family}.* hyperparameters, but the config holds "
-            f"{', '.join(loaded) or 'none'}; family follows the algo file, do not set it",
-        )
+    """Nothing is set in another family's block: the run would silently ignore it.
+
+    Every family's block is in the schema, so an override such as ``dqn.gamma=0.5`` with
+    ``algo=ppo`` composes; any value there that differs from the schema's default was set by
+    the user (or a preset), and is refused by its key.
+    """
+    for family, schema in _FAMILY_SCHEMAS.items():
+        if family == spec.family:
+            continue
+        changed = config_differences(OmegaConf.structured(schema), cfg[family])
+        if changed:
+            key, (_, value) = next(iter(changed.items()))
+            raise ConfigError(
+                f"{family}.{key}={value}",
+                f"this run has no such block: algo={cfg.algo.name} takes {spec.family}.* "
+                f"hyperparameters only (a run carries only its algorithm family's); set "
+                f"{spec.family}.* instead",
+            )
 
 
 def _check_env(cfg: DictConfig) -> None:

@@ -16,7 +16,7 @@ import gymnasium as gym
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
@@ -245,7 +245,7 @@ def train(
             eval_env.close()
             raise
     try:
-        run.write_config(cfg)
+        run.write_config(OmegaConf.create(run_config(cfg)))
         run.write_status("running", model.num_timesteps, cfg.total_timesteps)
         _learn(cfg, run_dir, sweep_name, env, eval_env, model, resume, callbacks)
     except BaseException as error:

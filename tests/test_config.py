@@ -191,7 +191,8 @@ def test_bad_values_name_the_key(compose_config, override: str, key: str) -> Non
             ("algo=softmax", "algo.kwargs.temperature=abc"),
             r"^algo.kwargs.temperature=abc: Value 'abc'",
         ),
-        (("family=ppo",), r"^algo=dqn: takes dqn.\* hyperparameters, but the config holds ppo.\*"),
+        (("family=ppo",), r"^ppo\.batch_size=256: this run has no such block: algo=dqn takes dqn"),
+        (("algo=ppo", "dqn.replay.prioritized=true"), r"^dqn\.replay\.prioritized=True: this run"),
     ],
 )
 def test_algorithm_specific_values_are_checked(compose_config, overrides, message) -> None:
