@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from omegaconf import OmegaConf
 
 from experiments import compare as cmp
+from experiments.run_dir import HYDRA_CONFIG, RunDir
 
 REPS = 200  # quick; the statistics' point estimates do not depend on it
 COLUMNS = ("timesteps", "episodes", "mean_reward", "std_reward", "mean_ep_length", "scores")
@@ -27,22 +28,39 @@ def write_run(
     env_id: str = "CartPole-v1",
     make_kwargs: dict | None = None,
     steps: Sequence[int] = (500, 1000),
-    total_timesteps: int = 1000,
+    total_timesteps: int | None = None,
     extra: dict[str, Sequence[float]] | None = None,
+    status: str | None = "finished",
+    more: dict | None = None,
 ) -> Path:
-    """A run dir as training leaves it: ``.hydra/config.yaml`` and ``evaluations.csv``.
+    """A run dir as training leaves it, written through RunDir's own writers.
 
     :param finals: mean_reward per row (one number: that at every row).
+    :param total_timesteps: the budget (default: the last evaluation step).
     :param extra: more columns, put first so that nothing may rely on column positions.
+    :param status: what status.json says, at the last evaluation step; None for a run from
+        before status.json (its config only in ``.hydra/config.yaml``).
+    :param more: more config keys (e.g. ``{"dqn": {"learning_rate": 0.01}}``).
     """
-    (run_dir / ".hydra").mkdir(parents=True)
-    config = {
-        "env": {"name": env, "id": env_id, "make_kwargs": make_kwargs or {}},
-        "algo": {"name": algo, "kwargs": {}},
-        "seed": seed,
-        "total_timesteps": total_timesteps,
-    }
-    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    total = steps[-1] if total_timesteps is None else total_timesteps
+    config = OmegaConf.create(
+        {
+            "env": {"name": env, "id": env_id, "make_kwargs": make_kwargs or {}},
+            "algo": {"name": algo, "kwargs": {}},
+            "seed": seed,
+            "total_timesteps": total,
+            **(more or {}),
+        }
+    )
+    run = RunDir(run_dir)
+    if status is None:
+        (run_dir / HYDRA_CONFIG).parent.mkdir(parents=True)
+        OmegaConf.save(config, run_dir / HYDRA_CONFIG)
+    else:
+        run.write_config(config)
+        run.write_status(status, steps[-1], total)  # type: ignore[arg-type]
+    if status in (None, "finished"):
+        run.model_path.write_bytes(b"PK")
     values = [finals] * len(steps) if isinstance(finals, int | float) else list(finals)
     extra = extra or {}
     header = [*extra, *COLUMNS]
@@ -51,7 +69,7 @@ def write_run(
         row = [*(f"{column[i]}" for column in extra.values())]
         row += [f"{step}", "3", f"{value}", "1.0", "10", f"{value - 1:g} {value:g} {value + 1:g}"]
         lines.append(",".join(row))
-    (run_dir / "evaluations.csv").write_text("\n".join(lines) + "\n")
+    run.evaluations_path.write_text("\n".join(lines) + "\n")
     return run_dir
 
 
@@ -119,7 +137,7 @@ def test_a_clear_winner_is_read_as_better(tmp_path: Path) -> None:
     sweep = write_sweep(tmp_path / "sweep", {"good": [9.0, 10.0, 11.0, 12.0], "bad": [1, 2, 3, 4]})
     cmp.compare([sweep], tmp_path / "out", reps=REPS)
     table = (tmp_path / "out" / "comparison.md").read_text()
-    assert "| bad | good | 0 [0, 0] | good better |" in table
+    assert "| bad | good | 4 vs 4 | 0 [0, 0] | good better |" in table
 
 
 def test_same_seed_same_cis_and_numpy_state_untouched(tmp_path: Path) -> None:
@@ -142,7 +160,7 @@ def test_cli_writes_table_and_plot_into_out(tmp_path: Path, capsys: pytest.Captu
     iqm = f"{hand_iqm(FINALS['dqn']):.4g}"
     assert f"| dqn | 8 | 1000 | {iqm} [" in table
     assert f"| expected_sarsa | 8 | 1000 | {hand_iqm(FINALS['expected_sarsa']):.4g} [" in table
-    assert "| dqn | expected_sarsa |" in table
+    assert "| dqn | expected_sarsa | 8 vs 8 |" in table
     assert capsys.readouterr().err == ""
 
 
@@ -163,25 +181,53 @@ def test_run_dirs_and_sweep_dirs_mix_and_count_once(tmp_path: Path) -> None:
 
 
 def test_by_compares_runs_of_one_algo_by_any_config_key(tmp_path: Path) -> None:
-    sweep = write_sweep(tmp_path / "sweep", {"dqn": [1.0, 2.0, 3.0, 4.0]})
-    for job in sorted(sweep.iterdir()):
-        config_file = job / ".hydra" / "config.yaml"
-        config = yaml.safe_load(config_file.read_text())
-        config["dqn"] = {"learning_rate": 0.001 if config["seed"] < 2 else 0.01}
-        config_file.write_text(yaml.safe_dump(config))
+    for seed, value in enumerate([1.0, 2.0, 3.0, 4.0]):
+        lr = {"dqn": {"learning_rate": 0.001 if seed < 2 else 0.01}}
+        write_run(tmp_path / "sweep" / f"{seed}", value, seed=seed, more=lr)
+    sweep = tmp_path / "sweep"
 
     (by_algo,) = cmp.compare([sweep], tmp_path / "algo", reps=REPS)
     (by_lr,) = cmp.compare([sweep], tmp_path / "lr", reps=REPS, by="dqn.learning_rate")
-    (no_key,) = cmp.compare([sweep], tmp_path / "none", reps=REPS, by="dqn.tau")
 
     assert list(by_algo.runs) == ["dqn"]
-    low, high = by_lr.runs["dqn.learning_rate=0.001"], by_lr.runs["dqn.learning_rate=0.01"]
+    low, high = (
+        by_lr.runs["dqn, dqn.learning_rate=0.001"],
+        by_lr.runs["dqn, dqn.learning_rate=0.01"],
+    )
     assert [run.final("mean_reward") for run in low + high] == [1.0, 2.0, 3.0, 4.0]
     assert (
-        "| dqn.learning_rate=0.001 | dqn.learning_rate=0.01 |"
+        "| dqn, dqn.learning_rate=0.001 | dqn, dqn.learning_rate=0.01 | 2 vs 2 |"
         in (tmp_path / "lr" / "comparison.md").read_text()
     )
-    assert list(no_key.runs) == ["dqn.tau=None"]
+
+
+def test_by_never_pools_two_algorithms_and_skips_runs_without_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    for seed in range(3):
+        write_run(tmp_path / "s" / f"d{seed}", 1.0 + seed, seed=seed, more={"batch": 32})
+        write_run(tmp_path / "s" / f"p{seed}", 5.0, algo="ppo", seed=seed, more={"batch": 32})
+    write_run(tmp_path / "s" / "old", 1.0, seed=7)  # from before the key existed
+    (result,) = cmp.compare([tmp_path / "s"], tmp_path / "out", reps=REPS, by="batch")
+    assert sorted(result.runs) == ["dqn, batch=32", "ppo, batch=32"]
+    assert all(len(runs) == 3 for runs in result.runs.values())
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "old: its config has no batch (algo dqn)" in err[0]
+
+
+def test_unknown_by_key_is_one_line_naming_similar_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    lr = {"dqn": {"learning_rate": 0.01}}
+    run = write_run(tmp_path / "r", 1.0, more=lr)
+    argv = [str(run), "--out", str(tmp_path / "out"), "--reps", str(REPS)]
+    assert cmp.main([*argv, "--by", "dqn.learnin_rate"]) == 1
+    assert "did you mean dqn.learning_rate?" in one_error_line(capsys)
+    assert cmp.main([*argv, "--by", "zzz"]) == 1
+    assert "--by zzz: no run has this config key" in one_error_line(capsys)
+    assert cmp.main([*argv, "--by", "dqn"]) == 1
+    assert "--by dqn is a group of keys" in one_error_line(capsys)
+    assert not (tmp_path / "out").exists()
 
 
 def test_extra_columns_are_tolerated_and_metric_picks_one(tmp_path: Path) -> None:
@@ -242,11 +288,12 @@ def test_frozenlake_gets_the_value_iteration_optimum(tmp_path: Path) -> None:
     results = cmp.compare([tmp_path / "sweep"], tmp_path / "out", reps=REPS)
     by_env = {result.env: result for result in results}
     lake = by_env["frozenlake (is_slippery=True, map_name=4x4)"]
+    assert lake.steps == 1000
     assert lake.optimum == pytest.approx(0.7442, abs=5e-4)
     assert by_env["cartpole"].optimum is None
     table = (tmp_path / "out" / "comparison.md").read_text()
     assert "| optimum (value iteration, within the time limit) | | | 0.7442 | 0.7442 |" in table
-    assert table.index("## cartpole") < table.index("## frozenlake")
+    assert table.index("## cartpole, 1,000 steps") < table.index("## frozenlake")
     # The optimum is a return: no reference line for another metric.
     others = cmp.compare([tmp_path / "sweep"], tmp_path / "o2", "std_reward", reps=REPS)
     assert all(result.optimum is None for result in others)
@@ -268,15 +315,18 @@ def test_figure_has_a_panel_per_env_with_algos_and_optimum(tmp_path: Path) -> No
     )
     groups = cmp.group_runs(cmp.find_runs([tmp_path / "cp", tmp_path / "fl"]))
     optima = {
-        env: cmp.optimal_return(runs["dqn"][0].env_id, runs["dqn"][0].make_kwargs)
-        for env, runs in groups.items()
+        section: cmp.optimal_return(runs["dqn"][0].env_id, runs["dqn"][0].make_kwargs)
+        for section, runs in groups.items()
     }
     fig = cmp.learning_curves_figure(groups, optima, "mean_reward", REPS, seed=0)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["cartpole", "frozenlake (is_slippery=True, map_name=4x4)"]
+    assert titles == [
+        "cartpole, 1,000 steps",
+        "frozenlake (is_slippery=True, map_name=4x4), 1,000 steps",
+    ]
     labels = [[text.get_text() for text in ax.get_legend().get_texts()] for ax in fig.axes]
-    assert labels[0] == ["dqn (2 runs)", "softmax (1 run)"]
-    assert labels[1] == ["dqn (1 run)", "optimum (value iteration) 0.744"]
+    assert labels[0] == ["dqn (n=2)", "softmax (n=1)"]
+    assert labels[1] == ["dqn (n=1)", "optimum (value iteration) 0.744"]
     assert all(ax.get_xlabel() == "env steps" for ax in fig.axes)
 
 
@@ -300,8 +350,9 @@ def test_module_run_from_a_shell_fails_with_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert done.stderr.splitlines() == [
-        f"error: {tmp_path / 'empty'} holds no finished run (a run dir has .hydra/config.yaml "
-        "and a complete evaluations.csv; a sweep dir has run dirs inside)"
+        f"error: {tmp_path / 'empty'} holds no finished run (a run dir has config.yaml or "
+        ".hydra/config.yaml and a status or evaluations.csv that says finished; a sweep dir "
+        "has run dirs inside)"
     ]
     assert done.stdout == ""
 
@@ -334,10 +385,10 @@ def test_unknown_metric_is_one_line_naming_the_choices(
 def test_sweep_with_only_unfinished_runs_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    write_run(tmp_path / "sweep" / "0", 1.0, steps=(500,), total_timesteps=1000)
+    write_run(tmp_path / "sweep" / "0", 1.0, steps=(500,), total_timesteps=1000, status=None)
     assert cmp.main([str(tmp_path / "sweep")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].startswith("warning: skipped") and "unfinished" in err[0]
+    assert err[0].startswith("warning: skipped") and "last evaluation at 500 of 1,000" in err[0]
     assert err[1].startswith("error: ") and len(err) == 2
 
 
@@ -346,18 +397,27 @@ def test_each_dir_that_is_not_a_finished_run_gets_one_warning(
 ) -> None:
     sweep = write_sweep(tmp_path / "sweep", {"dqn": [1.0, 2.0]})
     (sweep / "notes").mkdir()  # not a run at all
-    write_run(sweep / "crashed", 1.0, steps=(500,), total_timesteps=1000)  # stopped early
+    # A run from before status.json, with model.zip, whose last evaluation is short:
+    write_run(sweep / "stopped", 1.0, steps=(500,), total_timesteps=1000, status=None)
     (sweep / "no_evals" / ".hydra").mkdir(parents=True)
     (sweep / "no_evals" / ".hydra" / "config.yaml").write_text("env: {name: cartpole}\n")
     header_only = write_run(sweep / "header_only", 1.0)
     (header_only / "evaluations.csv").write_text(",".join(COLUMNS) + "\n")
+    bad_seed = write_run(sweep / "bad_seed", 1.0, seed=3)
+    RunDir(bad_seed).write_config(OmegaConf.merge(RunDir(bad_seed).config(), {"seed": "x"}))
     (sweep / ".submitit").mkdir()  # hidden: launcher state, not a job
     (result,) = cmp.compare([sweep], tmp_path / "out", reps=REPS)
     assert len(result.runs["dqn"]) == 2
     warnings = capsys.readouterr().err.strip().splitlines()
-    assert len(warnings) == 4
-    reasons = {Path(line.split()[2].rstrip(":")).name: line for line in warnings}
-    assert "unfinished" in reasons["crashed"]
+    assert len(warnings) == 5
+    reasons = {
+        name: line
+        for line in warnings
+        for name in ("stopped", "header_only", "no_evals", "notes", "bad_seed")
+        if f"/{name}" in line
+    }
+    assert "unfinished: last evaluation at 500 of 1,000 steps" in reasons["stopped"]
     assert "no evaluation yet" in reasons["header_only"]
     assert "has no env.id" in reasons["no_evals"]
-    assert "no .hydra/config.yaml" in reasons["notes"]
+    assert "not a run dir" in reasons["notes"]
+    assert "its seed is not an integer: 'x'" in reasons["bad_seed"]
