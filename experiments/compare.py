@@ -782,13 +782,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m experiments.compare",
         description="Compare finished runs: learning_curves.png and comparison.md (rliable).",
     )
-    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="run or sweep dirs")
+    # Strings, not Path: Path("") is ".", which would hide an empty argument (an unset variable).
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="run or sweep dirs")
     parser.add_argument(
         "--metric",
         default=DEFAULT_METRIC,
         help=f"numeric column of {EVALUATIONS} to compare (default: %(default)s)",
     )
-    parser.add_argument("--out", type=Path, help="output dir (default: the first DIR)")
+    parser.add_argument("--out", help="output dir (default: the first DIR)")
     parser.add_argument(
         "--reps", type=int, default=DEFAULT_REPS, help="bootstrap replications (%(default)s)"
     )
@@ -810,11 +811,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     in_range("--reps", args.reps, 1, MAX_REPS)
     in_range("--seed", args.seed, 0, MAX_SEED)
     in_range("--min-runs", args.min_runs, 2, sys.maxsize, " (a bootstrap of 1 run has no width)")
-    for option, value in (("--metric", args.metric), ("--by", args.by)):
-        if not value.strip():
+    for option, value in (("--metric", args.metric), ("--by", args.by), ("--out", args.out)):
+        if value is not None and not value.strip():
             raise CompareError(f"{option} is empty: give a name")
-    if any(not str(path).strip() for path in args.dirs):
+    if any(not text.strip() for text in args.dirs):
         raise CompareError("an empty DIR was given (an unset shell variable?)")
+    args.dirs = [Path(text) for text in args.dirs]
+    args.out = Path(args.dirs[0] if args.out is None else args.out)
     return args
 
 
@@ -907,7 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: 0 on success, 1 with one ``error:`` line on stderr otherwise."""
     try:
         args = parse_args(argv)
-        out = args.out if args.out is not None else args.dirs[0]
+        out = args.out
         compare(args.dirs, out, args.metric, args.reps, args.seed, args.by, args.min_runs)
     except CompareError as error:
         print(f"error: {error}", file=sys.stderr)
