@@ -638,11 +638,16 @@ def learning_curves_figure(
     metric: str,
     reps: int,
     seed: int,
+    min_runs: int = DEFAULT_MIN_RUNS,
 ) -> Figure:
     """A panel per section; per group the mean over runs with its 95 % band (n in the legend).
 
-    Panels wrap after three so that many envs or budgets stay readable.
+    A group keeps one colour in every panel; a group below ``min_runs`` is drawn dashed and
+    says so in the legend, since its curve supports no verdict. Panels wrap after three so
+    that many envs or budgets stay readable.
     """
+    labels = sorted({label for runs in groups.values() for label in runs})
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     columns = min(len(groups), 3)
     rows = math.ceil(len(groups) / columns)
     fig = Figure(figsize=(6.4 * columns, 4.8 * rows), layout="constrained")
@@ -654,10 +659,16 @@ def learning_curves_figure(
                 warn(f"{section}, {algo}: its runs share no range of steps; no curve drawn")
                 continue
             steps, estimates = curve
-            label = f"{algo} (n={len(algo_runs)})"
-            (line,) = ax.plot(steps, [e.point for e in estimates], marker="o", ms=3, label=label)
+            n = len(algo_runs)
+            few = n < min_runs
+            label = f"{algo} (n={n}{f' < {min_runs}: no verdict' if few else ''})"
+            points = [e.point for e in estimates]
+            colour = colours[algo]
+            ax.plot(
+                steps, points, color=colour, ls="--" if few else "-", marker="o", ms=3, label=label
+            )
             low, high = [e.low for e in estimates], [e.high for e in estimates]
-            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
         if (optimum := optima.get(section)) is not None:
             ax.axhline(
                 optimum,
@@ -894,13 +905,15 @@ def compare(
     :raises CompareError: for an unwritable ``out``, inputs without runs, an unknown metric or
         ``--by`` key.
     """
+    for input_dir in inputs:  # a mistyped DIR first: --out defaults to it
+        candidate_dirs(input_dir)
     if (problem := out_problem(out)) is not None:
         raise CompareError(f"--out {out}: {problem}")
     runs = label_runs(with_metric(find_runs(inputs), metric), by)
     groups = one_run_per_seed(group_runs(runs))
     results = compare_sections(groups, metric, reps, seed)
     optima = {result.section: result.optimum for result in results}
-    figure = learning_curves_figure(groups, optima, metric, reps, seed)
+    figure = learning_curves_figure(groups, optima, metric, reps, seed, min_runs)
     markdown = comparison_markdown(results, metric, inputs, reps, seed, min_runs)
     write_outputs(out, markdown, figure)
     return results

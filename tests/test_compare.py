@@ -320,15 +320,17 @@ def test_figure_has_a_panel_per_env_with_algos_and_optimum(tmp_path: Path) -> No
         section: cmp.optimal_return(runs["dqn"][0].env_id, runs["dqn"][0].make_kwargs)
         for section, runs in groups.items()
     }
-    fig = cmp.learning_curves_figure(groups, optima, "mean_reward", REPS, seed=0)
+    fig = cmp.learning_curves_figure(groups, optima, "mean_reward", REPS, seed=0, min_runs=2)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == [
         "cartpole, 1,000 steps",
         "frozenlake (is_slippery=True, map_name=4x4), 1,000 steps",
     ]
     labels = [[text.get_text() for text in ax.get_legend().get_texts()] for ax in fig.axes]
-    assert labels[0] == ["dqn (n=2)", "softmax (n=1)"]
-    assert labels[1] == ["dqn (n=1)", "optimum (value iteration) 0.744"]
+    assert labels[0] == ["dqn (n=2)", "softmax (n=1 < 2: no verdict)"]
+    assert labels[1] == ["dqn (n=1 < 2: no verdict)", "optimum (value iteration) 0.744"]
+    dqn_colours = {ax.get_lines()[0].get_color() for ax in fig.axes}
+    assert len(dqn_colours) == 1  # one group, one colour, in every panel
     assert all(ax.get_xlabel() == "env steps" for ax in fig.axes)
 
 
@@ -362,6 +364,9 @@ def test_module_run_from_a_shell_fails_with_one_line(tmp_path: Path) -> None:
 def test_missing_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cmp.main([str(tmp_path / "nope")]) != 0
     assert "nope is not a directory" in one_error_line(capsys)
+    (tmp_path / "file").write_text("")  # also the default --out: the DIR is named, not --out
+    assert cmp.main([str(tmp_path / "file")]) != 0
+    assert one_error_line(capsys) == f"error: {tmp_path / 'file'} is not a directory"
 
 
 def test_empty_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -407,15 +412,17 @@ def test_each_dir_that_is_not_a_finished_run_gets_one_warning(
     (header_only / "evaluations.csv").write_text(",".join(COLUMNS) + "\n")
     bad_seed = write_run(sweep / "bad_seed", 1.0, seed=3)
     RunDir(bad_seed).write_config(OmegaConf.merge(RunDir(bad_seed).config(), {"seed": "x"}))
+    (sweep / "broken").mkdir()
+    (sweep / "broken" / "config.yaml").write_text("env: [\n")  # a truncated config
     (sweep / ".submitit").mkdir()  # hidden: launcher state, not a job
     (result,) = cmp.compare([sweep], tmp_path / "out", reps=REPS)
     assert len(result.runs["dqn"]) == 2
     warnings = capsys.readouterr().err.strip().splitlines()
-    assert len(warnings) == 5
+    assert len(warnings) == 6
     reasons = {
         name: line
         for line in warnings
-        for name in ("stopped", "header_only", "no_evals", "notes", "bad_seed")
+        for name in ("stopped", "header_only", "no_evals", "notes", "bad_seed", "broken")
         if f"/{name}" in line
     }
     assert "unfinished: last evaluation at 500 of 1,000 steps" in reasons["stopped"]
@@ -423,6 +430,7 @@ def test_each_dir_that_is_not_a_finished_run_gets_one_warning(
     assert "has no env.id" in reasons["no_evals"]
     assert "not a run dir" in reasons["notes"]
     assert "its seed is not an integer: 'x'" in reasons["bad_seed"]
+    assert "config.yaml: unreadable (ParserError)" in reasons["broken"]
 
 
 def test_one_run_per_group_shows_p_but_gives_no_verdict(tmp_path: Path) -> None:
