@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -160,7 +161,8 @@ class RunDir:
             raise NotARun(str(self.path), f"not a run dir: it has no {CONFIG} nor {HYDRA_CONFIG}")
         try:
             cfg = OmegaConf.load(source)
-        except (OSError, OmegaConfBaseException, ValueError) as error:
+        # yaml's errors (a truncated or hand-broken file) are no ValueError: named here too.
+        except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as error:
             raise NotARun(str(source), f"unreadable ({type(error).__name__})") from None
         if not isinstance(cfg, DictConfig):
             raise NotARun(str(source), "not a run config")

@@ -116,6 +116,12 @@ def test_not_a_run(tmp_path: Path) -> None:
     assert RunDir(tmp_path / "absent").status() is None
 
 
+def test_a_broken_config_file_is_not_a_run(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("a: [\n")  # truncated YAML: a yaml error, no ValueError
+    with pytest.raises(NotARun, match="unreadable"):
+        RunDir(tmp_path).config()
+
+
 def test_config_differences_name_every_changed_leaf() -> None:
     old = OmegaConf.create(
         {"dqn": {"learning_rate": 0.0023, "gamma": 0.99}, "seed": 0, "resume": None}
