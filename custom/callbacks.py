@@ -149,6 +149,9 @@ class PeriodicEvaluation(BaseCallback):
         if self.num_timesteps < self.model._total_timesteps:
             return
         if self._last_eval != (self.num_timesteps, self.final_episodes):
+            # Said before it starts: after training the console is otherwise silent for as long
+            # as the games take.
+            log.info(f"eval at {self.num_timesteps}: final evaluation, {self.final_episodes} games")
             self.evaluate(self.final_episodes)
         self.final_done = self._last_eval == (self.num_timesteps, self.final_episodes)
 
