@@ -13,6 +13,7 @@ import logging
 import math
 import warnings
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from tqdm import TqdmExperimentalWarning
 from tqdm.rich import tqdm as tqdm_rich
 
-from custom.evaluation import GameResults, play_games, save_gif
+from custom.evaluation import EvaluationStopped, GameResults, play_games, save_gif
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,12 @@ class PeriodicEvaluation(BaseCallback):
     games, whatever the training wrappers do. Wall time and game length are logged so that a slow
     or stalled evaluation shows at once; games cut by a time limit are counted beside the scores.
 
+    An evaluation that ``should_stop`` cuts short (a signal: a long evaluation must not outlast a
+    scheduler's grace period) logs a warning and records nothing: a partial evaluation favours
+    short games, so it is no result. :attr:`final_done` tells whether the evaluation at the end
+    of training was played in full. The GIF is an extra: a frame that cannot be rendered or a
+    file that cannot be written is a warning, and the run goes on without it.
+
     :param eval_env: env to play on, separate from the training env.
     :param csv_path: where the evaluations table is written (created with a header).
     :param freq: env steps between evaluations; 0 evaluates only at the end.
@@ -87,7 +94,10 @@ class PeriodicEvaluation(BaseCallback):
     :param epsilon: probability of a random action at each step; 0 plays greedily.
     :param gif_path: where to save the best game so far as a GIF (logged as
         ``eval/best_game``); None records no frames.
-    :param progress_bar: show a bar of games done during each evaluation (on a terminal only).
+    :param progress_bar: show games done during each evaluation: a bar on a terminal, a log line
+        now and then when stdout is a file.
+    :param should_stop: asked between env steps of an evaluation; True cuts it short (e.g.
+        ``lambda: stop.signum is not None`` with :class:`custom.checkpointing.StopOnSignal`).
     :param verbose: SB3's verbosity. Each evaluation's one-line summary goes to this module's
         logger at INFO whatever it is: ``run.py`` shows it on the console and in ``run.log``,
         a plain script after ``logging.basicConfig(level=logging.INFO)``.
@@ -103,6 +113,7 @@ class PeriodicEvaluation(BaseCallback):
         epsilon: float = 0.0,
         gif_path: Path | None = None,
         progress_bar: bool = False,
+        should_stop: Callable[[], bool] | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -114,9 +125,12 @@ class PeriodicEvaluation(BaseCallback):
         self.epsilon = epsilon
         self.gif_path = gif_path
         self.progress_bar = progress_bar
+        self.should_stop = should_stop
         self._last_eval: tuple[int, int] | None = None
         self._best_score = -np.inf
         self.last_scores: np.ndarray | None = None
+        #: whether the evaluation at the end of training was played to its last game
+        self.final_done = False
 
     def _on_training_start(self) -> None:
         self.every.restart(self.num_timesteps)
@@ -135,19 +149,39 @@ class PeriodicEvaluation(BaseCallback):
         if self.num_timesteps < self.model._total_timesteps:
             return
         if self._last_eval != (self.num_timesteps, self.final_episodes):
+            # Said before it starts: after training the console is otherwise silent for as long
+            # as the games take.
+            log.info(f"eval at {self.num_timesteps}: final evaluation, {self.final_episodes} games")
             self.evaluate(self.final_episodes)
+        self.final_done = self._last_eval == (self.num_timesteps, self.final_episodes)
 
-    def evaluate(self, episodes: int) -> np.ndarray:
-        """Play ``episodes`` games now, log and record them; return their scores."""
-        results = play_games(
-            self.model,
-            self.eval_env,
-            n_games=episodes,
-            epsilon=self.epsilon,
-            record_best=self.gif_path is not None,
-            seed=self.num_timesteps,
-            progress=self.progress_bar,
-        )
+    def evaluate(self, episodes: int) -> np.ndarray | None:
+        """Play ``episodes`` games now, log and record them; return their scores.
+
+        :return: the scores, or None when ``should_stop`` cut the evaluation (nothing recorded)
+        """
+        label = f"eval at {self.num_timesteps}"
+        if self.should_stop is not None and self.should_stop():
+            log.warning(f"{label}: skipped, the run is stopping; not recorded")
+            return None
+        try:
+            results = play_games(
+                self.model,
+                self.eval_env,
+                n_games=episodes,
+                epsilon=self.epsilon,
+                record_best=self.gif_path is not None,
+                seed=self.num_timesteps,
+                progress=self.progress_bar,
+                should_stop=self.should_stop,
+                label=label,
+            )
+        except EvaluationStopped as stopped:
+            log.warning(
+                f"{label}: cut after {stopped.games_done} of {episodes} games by a stop; "
+                "not recorded"
+            )
+            return None
         self._log(results)
         self._save_best_game(results)
         self.logger.dump(self.num_timesteps)
@@ -168,13 +202,30 @@ class PeriodicEvaluation(BaseCallback):
         self.logger.record("eval/scores", scores, exclude=MEDIA_EXCLUDED)
 
     def _save_best_game(self, results: GameResults) -> None:
-        """Keep the GIF of the best game over all evaluations so far."""
-        if self.gif_path is None or not results.best_frames:
+        """Keep the GIF of the best game over all evaluations so far.
+
+        A GIF that cannot be made is a warning and no more GIFs are tried: it is never worth a
+        run (the renderer is best checked before training, see
+        :func:`custom.evaluation.rgb_frames_problem`).
+        """
+        if self.gif_path is None:
             return
-        if results.scores.max() >= self._best_score:
-            self._best_score = float(results.scores.max())
+        if results.render_error is not None:
+            self._give_up_gif(f"its frames cannot be rendered: {results.render_error}")
+            return
+        if not results.best_frames or results.scores.max() < self._best_score:
+            return
+        try:
             save_gif(results.best_frames, self.gif_path)
-            self.logger.record("eval/best_game", self.gif_path, exclude=MEDIA_EXCLUDED)
+        except OSError as error:
+            self._give_up_gif(f"it cannot be written: {error}")
+            return
+        self._best_score = float(results.scores.max())
+        self.logger.record("eval/best_game", self.gif_path, exclude=MEDIA_EXCLUDED)
+
+    def _give_up_gif(self, reason: str) -> None:
+        log.warning(f"no GIF of the best game ({self.gif_path}): {reason}; training goes on")
+        self.gif_path = None
 
     def _write_row(self, results: GameResults) -> None:
         scores = results.scores

@@ -3,20 +3,23 @@
 SB3's ``evaluate_policy`` counts a game only when the Monitor innermost in the env reports one
 (``info["episode"]``), so a training-style env that ends learning episodes on life loss, presses
 FIRE on each reset and clips rewards still yields raw whole-game scores. This module adds what
-it leaves to its ``callback`` hook: counting the games cut by a time limit, a progress bar and
-the frames of the best game.
+it leaves to its ``callback`` hook: counting the games cut by a time limit, progress (a bar on a
+terminal, log lines otherwise), the frames of the best game, and a stop between two env steps.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
+import gymnasium as gym
 import imageio.v3 as iio
 import numpy as np
 from gymnasium import spaces
@@ -26,6 +29,12 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm import TqdmExperimentalWarning
 from tqdm.rich import tqdm
+
+log = logging.getLogger(__name__)
+
+#: What rendering a frame raises when a renderer is missing or broken (pygame absent: gymnasium's
+#: DependencyNotInstalled; a None frame: our RuntimeError; pygame's own error is a RuntimeError).
+RENDER_ERRORS = (gym.error.Error, ImportError, RuntimeError, OSError)
 
 
 @dataclass
@@ -41,6 +50,8 @@ class GameResults:
     :param wall_time_s: seconds the evaluation took
     :param best_frames: RGB frames of the highest-scoring game (the first one on ties), one after
         each agent step but the last (the VecEnv has reset by then); None when not recorded
+    :param render_error: why frames could not be recorded (the scores are whole all the same);
+        None when they were, or were not asked for
     """
 
     scores: np.ndarray
@@ -48,6 +59,23 @@ class GameResults:
     truncated: int
     wall_time_s: float
     best_frames: list[np.ndarray] | None = None
+    render_error: str | None = None
+
+
+class EvaluationStopped(Exception):
+    """``should_stop`` turned true during :func:`play_games`: the games so far are no result.
+
+    A partial evaluation favours short games (they finish first), so its scores are dropped
+    rather than reported.
+
+    :param games_done: complete games when the stop came
+    :param n_games: games the evaluation was to play
+    """
+
+    def __init__(self, games_done: int, n_games: int) -> None:
+        super().__init__(f"evaluation stopped after {games_done} of {n_games} games")
+        self.games_done = games_done
+        self.n_games = n_games
 
 
 class EpsilonGreedy:
@@ -97,31 +125,50 @@ class GameTracker:
 
     ``evaluate_policy`` calls it once per env after each step, only while that env still owes
     games, before it counts the game that the step may end; a game ends where the Monitor's
-    ``info["episode"]`` appears, as ``evaluate_policy`` itself decides.
+    ``info["episode"]`` appears, as ``evaluate_policy`` itself decides. ``evaluate_policy`` has
+    no way to stop early but an exception from its callback, so a stop raises
+    :class:`EvaluationStopped` from here.
+
+    A frame that cannot be rendered ends the filming, not the evaluation: the reason is kept in
+    :attr:`render_error` and the scores stay whole.
 
     :param n_envs: number of envs in the VecEnv
+    :param n_games: games the evaluation plays (for the stop's message)
     :param record_best: keep the frames of the best game (the env must render RGB frames)
     :param progress: a bar to advance by one per game, or None
+    :param should_stop: asked after every env step; True ends the evaluation
     """
 
     def __init__(
-        self, n_envs: int, record_best: bool = False, progress: Progress | None = None
+        self,
+        n_envs: int,
+        n_games: int = 0,
+        record_best: bool = False,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
+        self.n_games = n_games
         self.record_best = record_best
         self.progress = progress
+        self.should_stop = should_stop
+        self.games_done = 0
         self.truncated = 0
         self.best_score = -np.inf
         self.best_frames: list[np.ndarray] | None = None
+        self.render_error: str | None = None
         self._frames: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
 
     def __call__(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise EvaluationStopped(self.games_done, self.n_games)
         index, info = int(locals_["i"]), locals_["info"]
-        image = _rgb_image(locals_["env"], index) if self.record_best else None
+        image = self._film(locals_["env"], index) if self.record_best else None
         episode = info.get("episode") if locals_["done"] else None
         if episode is None:
             if image is not None:
                 self._frames[index].append(image)
             return
+        self.games_done += 1
         self.truncated += bool(info.get("TimeLimit.truncated", False))
         if self.progress is not None:
             self.progress.update(1)
@@ -131,6 +178,63 @@ class GameTracker:
             # The image already shows the next game (the VecEnv reset this env); dropping it
             # gives every game the same frames: one after each step but its last.
             self._frames[index] = []
+
+    def _film(self, env: VecEnv, index: int) -> np.ndarray | None:
+        """The frame of env ``index``, or None (and filming off) once rendering failed."""
+        try:
+            return _rgb_image(env, index)
+        except RENDER_ERRORS as error:
+            self.render_error = _one_line(error)
+            self.record_best = False
+            self.best_frames = None
+            self._frames = [[] for _ in self._frames]
+            return None
+
+
+class ProgressLines:
+    """Progress as log lines, for a console that is a file (a batch job's log).
+
+    A bar redrawn in place is noise in a file, so a line is logged instead, at most every
+    ``interval_s`` seconds and only when a game ends: a short evaluation logs nothing, a long one
+    shows that it is alive and how far it got.
+
+    :param total: number of games
+    :param label: what the line starts with, e.g. ``eval at 50000``
+    :param interval_s: least seconds between two lines (and before the first)
+    :param clock: seconds, monotonic (a test passes its own)
+    """
+
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        interval_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = total
+        self.label = label
+        self.interval_s = interval_s
+        self.clock = clock
+        self.done = 0
+        self._start = self._last = clock()
+
+    def __enter__(self) -> ProgressLines:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Nothing to close: the lines are written as they come."""
+
+    def update(self, n: float | None = 1) -> None:
+        self.done += int(n or 0)
+        now = self.clock()
+        if now - self._last >= self.interval_s and self.done < self.total:
+            self._last = now
+            log.info(f"{self.label}: {self.done}/{self.total} games, {now - self._start:.0f} s")
 
 
 def progress_bar(total: int, enabled: bool) -> tqdm:
@@ -148,6 +252,13 @@ def progress_bar(total: int, enabled: bool) -> tqdm:
         return tqdm(total=total, desc="evaluation", unit="game", disable=disable, leave=False)
 
 
+def progress_display(total: int, enabled: bool, label: str) -> tqdm | ProgressLines:
+    """A bar on a terminal, log lines when stdout is a file, a silent bar when not ``enabled``."""
+    if enabled and not sys.stdout.isatty():
+        return ProgressLines(total, label)
+    return progress_bar(total, enabled)
+
+
 def play_games(
     model: PolicyPredictor,
     env: VecEnv,
@@ -156,6 +267,8 @@ def play_games(
     record_best: bool = False,
     seed: int | None = None,
     progress: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    label: str = "evaluation",
 ) -> GameResults:
     """Play exactly ``n_games`` complete games with SB3's ``evaluate_policy``, epsilon-greedy.
 
@@ -174,11 +287,17 @@ def play_games(
     :param epsilon: probability of a uniformly random action at each step (Discrete actions); 0
         plays greedily
     :param record_best: keep the RGB frames of the best game (needs ``render_mode="rgb_array"``,
-        the default of ``make_vec_env``; raw 210x160 frames on Atari)
+        the default of ``make_vec_env``; raw 210x160 frames on Atari); a frame that cannot be
+        rendered stops the filming, not the games (``render_error`` says why)
     :param seed: seed of the epsilon draws
-    :param progress: show a bar of games done on the console (on a terminal only)
+    :param progress: show games done: a bar on a terminal, a log line now and then otherwise
+    :param should_stop: asked after every env step; when it returns True the evaluation ends
+        there (a signal asked the run to stop: a long evaluation must not outlast its grace
+        period)
+    :param label: names the evaluation in progress lines
     :return: scores, lengths, the count of truncated games, the wall time and, with
         ``record_best``, the best game's frames
+    :raises EvaluationStopped: ``should_stop`` returned True before the last game ended
     """
     _check_arguments(env, n_games, epsilon, record_best)
     predictor: PolicyPredictor = model
@@ -186,8 +305,8 @@ def play_games(
         assert isinstance(env.action_space, spaces.Discrete)
         predictor = EpsilonGreedy(model, env.action_space, epsilon, seed)
     start = time.perf_counter()
-    with progress_bar(n_games, progress) as bar:
-        tracker = GameTracker(env.num_envs, record_best, bar)
+    with progress_display(n_games, progress, label) as bar:
+        tracker = GameTracker(env.num_envs, n_games, record_best, bar, should_stop)
         scores, lengths = evaluate_policy(
             predictor,
             env,
@@ -202,6 +321,7 @@ def play_games(
         truncated=tracker.truncated,
         wall_time_s=time.perf_counter() - start,
         best_frames=tracker.best_frames,
+        render_error=tracker.render_error,
     )
 
 
@@ -229,6 +349,35 @@ def _rgb_image(env: VecEnv, index: int) -> np.ndarray:
     if image is None:
         raise RuntimeError("the env rendered no RGB frame: it needs render_mode='rgb_array'")
     return np.asarray(image)
+
+
+def _one_line(error: BaseException) -> str:
+    """The first non-blank line of an error's message, or its type's name when it has none."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def rgb_frames_problem(make_env: Callable[[], VecEnv]) -> str | None:
+    """Why a GIF of this env's games cannot be made, in one line; None when it can.
+
+    Checked before training, because rendering is first needed at the first evaluation: a
+    missing renderer (CartPole without pygame) would otherwise show up after hours of training.
+    One frame of a fresh env is rendered, the way :func:`play_games` films, and the env closed.
+
+    :param make_env: builds an evaluation env (a new one: the run's own is not reset here, so
+        its seeded games stay as they are)
+    """
+    env = make_env()
+    try:
+        if env.render_mode != "rgb_array":
+            return f"the env renders {env.render_mode!r}, not RGB frames ('rgb_array')"
+        env.reset()
+        _rgb_image(env, 0)
+    except RENDER_ERRORS as error:
+        return _one_line(error)
+    finally:
+        env.close()
+    return None
 
 
 def save_gif(

@@ -9,15 +9,18 @@ copy of every number), so the bridge is SB3's documented extension point, a ``KV
 from __future__ import annotations
 
 import csv
-import netrc
 import os
+import shutil
+import ssl
 import sys
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -32,12 +35,24 @@ from stable_baselines3.common.logger import (
     Logger,
     Video,
 )
+from wandb.sdk.lib.wbauth import wbnetrc
 
-from experiments.errors import ConfigError, require_one_of
+from experiments.errors import ConfigError, first_line, require_one_of
 
-DEFAULT_WANDB_HOST = "https://api.wandb.ai"
 _BACKENDS = ("wandb", "none")
 _WANDB_MODES = ("online", "offline", "disabled", "shared")
+#: Modes in which ``wandb.init`` talks to the server before it returns.
+_NETWORK_MODES = ("online", "shared")
+#: Seconds the server may take to answer the reachability probe, name lookup included: well
+#: inside the time a user waits for a run to start, and far longer than a reachable server needs.
+PROBE_TIMEOUT_S = 8.0
+#: What to do instead, the end of every "cannot reach W&B" line.
+OFFLINE_HINT = (
+    "run offline with logger.mode=offline (or WANDB_MODE=offline) and upload later with "
+    "`wandb sync RUN_DIR/wandb/offline-run-*`"
+)
+#: What ``wandb.init`` raises when the server is unreachable, slow, or refuses the credentials.
+_INIT_ERRORS = (wandb.errors.CommError, wandb.errors.AuthenticationError, wandb.errors.UsageError)
 
 
 def check_logger(logger: DictConfig) -> None:
@@ -63,18 +78,102 @@ def check_logger(logger: DictConfig) -> None:
         wandb.Settings(project=logger.project, entity=logger.entity)
     except (wandb.Error, ValueError) as error:
         raise ConfigError(f"logger.project={logger.project}", str(error)) from None
+    check_server(logger.mode)
+
+
+def check_server(requested: str | None, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """In online mode, refuse a W&B server that cannot be reached, as one line, before any run.
+
+    Unchecked, ``wandb.init`` on a compute node without a network waits out its own timeout
+    (90 s) and then raises, after the run dir exists. The probe takes about ``timeout_s`` at
+    most (a name lookup that hangs: a second more).
+
+    :param requested: ``logger.mode`` as configured (None: W&B's own choice, see
+        :func:`wandb_mode`)
+    :param timeout_s: seconds the server may take to answer
+    """
+    mode = wandb_mode(requested)
+    if mode not in _NETWORK_MODES:
+        return
+    base_url = wandb_settings().base_url
+    problem = server_problem(base_url, timeout_s)
+    if problem is not None:
+        raise ConfigError(
+            f"W&B {mode} mode ({_mode_source(requested)})",
+            f"cannot reach {base_url}: {problem}; {OFFLINE_HINT}",
+        )
+
+
+def _mode_source(requested: str | None) -> str:
+    """Why the run is online: what the user set, in the words they set it with."""
+    if requested:
+        return f"logger.mode={requested}"
+    if os.environ.get("WANDB_MODE"):
+        return f"WANDB_MODE={os.environ['WANDB_MODE']}"
+    return "W&B credentials found: wandb login or WANDB_API_KEY"
+
+
+def server_problem(base_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why nothing answers at ``base_url`` within ``timeout_s`` seconds; None when something does.
+
+    Any HTTP answer, an error status included, and any TLS answer, an untrusted certificate
+    included, count as reachable: the probe asks whether the host is there, W&B itself checks
+    the rest. The request honours the ``*_proxy`` variables, as W&B does. It runs in a daemon
+    thread so that a name lookup, which no socket timeout bounds, cannot hold the run either.
+    """
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        request = urllib.request.Request(base_url, method="HEAD")
+        try:
+            urllib.request.urlopen(request, timeout=timeout_s).close()
+            outcome.append(None)
+        except urllib.error.HTTPError:
+            outcome.append(None)
+        except urllib.error.URLError as error:
+            tls = isinstance(error.reason, ssl.SSLError | ssl.CertificateError)
+            outcome.append(None if tls else str(error.reason))
+        except (OSError, ValueError) as error:  # a timeout, a reset, a malformed URL
+            outcome.append(str(error) or type(error).__name__)
+
+    thread = threading.Thread(target=probe, name="wandb-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 1.0)  # the socket's own timeout first, when it is what ran out
+    return outcome[0] if outcome else f"no answer within {timeout_s:g} s"
+
+
+def wandb_settings() -> wandb.Settings:
+    """W&B's settings as ``wandb.init`` reads them: its settings file, then ``WANDB_*`` variables.
+
+    ``wandb login --host URL`` stores the server in the settings file (``WANDB_CONFIG_DIR/
+    settings``, by default ``~/.config/wandb/settings``), as ``wandb.setup`` loads it; read
+    afresh on each call, so that a test or a changed ``HOME`` sees its own files.
+    """
+    settings = wandb.Settings(silent=True)
+    config_dir = Path(os.environ.get("WANDB_CONFIG_DIR") or "~/.config/wandb").expanduser()
+    settings.settings_system = str(config_dir / "settings")
+    settings.update_from_system_settings()
+    settings.update_from_env_vars(dict(os.environ))
+    return settings
 
 
 def _has_wandb_credentials() -> bool:
-    """True when the user has logged in (``wandb login``) or exported an API key."""
+    """True when the user has logged in (``wandb login``) or exported an API key or token file.
+
+    The netrc entry is read by W&B's own reader, for the server W&B would use: ``wandb login``
+    writes it under the server's address (``api.forge.coreweave.com`` for W&B's cloud since
+    wandb 0.2x, ``host:port`` for a local server) into ``NETRC``, ``~/.netrc`` or ``~/_netrc``.
+    A key of the wrong form counts as a login: online, ``wandb.init`` then says what is wrong.
+    """
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlsplit(os.environ.get("WANDB_BASE_URL", DEFAULT_WANDB_HOST)).hostname
-    path = Path(os.environ.get("NETRC", "~/.netrc")).expanduser()
+    settings = wandb_settings()
+    if settings.api_key or settings.identity_token_file:
+        return True
     try:
-        return host is not None and netrc.netrc(path).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
+        return wbnetrc.read_netrc_auth(host=settings.base_url) is not None
+    except wandb.errors.AuthenticationError:
+        return True
 
 
 def wandb_mode(requested: str | None) -> str:
@@ -206,20 +305,7 @@ def tracking(
     if cfg.logger.backend == "none":
         yield None
         return
-    run = wandb.init(
-        project=cfg.logger.project,
-        entity=cfg.logger.entity,
-        group=run_group(cfg, sweep_name),
-        job_type=cfg.algo.name,
-        name=run_name(cfg),
-        tags=[cfg.env.name, cfg.algo.name, *cfg.logger.tags],
-        config=flatten(config),
-        dir=str(run_dir),
-        mode=wandb_mode(cfg.logger.mode),  # type: ignore[arg-type]
-        reinit="create_new",
-        id=run_id,
-        resume="allow" if run_id else None,
-    )
+    run = _init(cfg, config, run_dir, sweep_name, run_id)
     exit_code = 1
     try:
         yield run
@@ -235,6 +321,46 @@ def tracking(
         raise
     finally:
         run.finish(exit_code=exit_code)
+
+
+def _init(
+    cfg: DictConfig,
+    config: Mapping[str, Any],
+    run_dir: Path,
+    sweep_name: str | None,
+    run_id: str | None,
+) -> Any:
+    """``wandb.init`` for this run; a server that fails it is one line, and leaves no files.
+
+    :raises ConfigError: the server could not be reached in time, or refused the credentials
+        (the probe of :func:`check_server` passed, so this is rare: a server that answers but
+        hangs); ``run_dir/wandb`` is removed again when this call created it.
+    """
+    wandb_dir = run_dir / "wandb"
+    existed = wandb_dir.exists()
+    mode = wandb_mode(cfg.logger.mode)
+    try:
+        return wandb.init(
+            project=cfg.logger.project,
+            entity=cfg.logger.entity,
+            group=run_group(cfg, sweep_name),
+            job_type=cfg.algo.name,
+            name=run_name(cfg),
+            tags=[cfg.env.name, cfg.algo.name, *cfg.logger.tags],
+            config=flatten(config),
+            dir=str(run_dir),
+            mode=mode,  # type: ignore[arg-type]
+            reinit="create_new",
+            id=run_id,
+            resume="allow" if run_id else None,
+        )
+    except _INIT_ERRORS as error:
+        if not existed:
+            shutil.rmtree(wandb_dir, ignore_errors=True)
+        raise ConfigError(
+            f"W&B {mode} mode ({_mode_source(cfg.logger.mode)})",
+            f"{first_line(str(error))}; {OFFLINE_HINT}",
+        ) from None
 
 
 #: Summary columns of a run, so that W&B's runs table compares the runs of a sweep by itself.

@@ -4,13 +4,19 @@ and the log of every training game (games.csv)."""
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from custom.callbacks import (
     EVALUATION_FIELDS,
@@ -151,3 +157,131 @@ def test_progress_bar_counts_every_step_and_redraws_at_the_rate_asked() -> None:
     assert bar.pbar._prog.live.refresh_per_second == 4.0  # rich's own redraw thread
     with pytest.raises(ValueError, match="refresh_per_second"):
         ProgressBar(refresh_per_second=0)
+
+
+class StopFlag:
+    """``should_stop`` that turns true after ``after`` questions: a signal mid-evaluation."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.asked = 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        return self.asked > self.after
+
+
+def _learn_with_final_evaluation(
+    tmp_path: Path, should_stop: StopFlag, final_episodes: int = 1000
+) -> PeriodicEvaluation:
+    model = DQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=0), learning_starts=1000,
+                policy_kwargs={"net_arch": [8]}, seed=0)  # fmt: skip
+    model.set_logger(RecordingLogger())
+    callback = PeriodicEvaluation(
+        make_vec_env("CartPole-v1", n_envs=1, seed=1),
+        csv_path=tmp_path / "evaluations.csv",
+        freq=0,
+        episodes=2,
+        final_episodes=final_episodes,
+        should_stop=should_stop,
+    )
+    model.learn(48, callback=callback)  # DQN steps by 4: 48 is a whole number of rounds
+    return callback
+
+
+def test_a_stop_during_the_final_evaluation_cuts_it_and_records_nothing(tmp_path, caplog) -> None:
+    flag = StopFlag(after=30)  # a few CartPole games into 1000
+    with caplog.at_level(logging.WARNING, logger="custom.callbacks"):
+        callback = _learn_with_final_evaluation(tmp_path, flag)
+    assert flag.asked == 31  # asked once per env step, stopped at the first True
+    assert (tmp_path / "evaluations.csv").read_text().splitlines() == [",".join(EVALUATION_FIELDS)]
+    assert callback.last_scores is None and not callback.final_done
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("eval at 48: cut after ") and message.endswith(
+        " of 1000 games by a stop; not recorded"
+    )
+
+
+def test_a_stop_before_the_final_evaluation_skips_it(tmp_path: Path) -> None:
+    callback = _learn_with_final_evaluation(tmp_path, StopFlag(after=0))
+    assert len((tmp_path / "evaluations.csv").read_text().splitlines()) == 1
+    assert not callback.final_done
+
+
+def test_final_done_once_the_final_evaluation_is_recorded(tmp_path: Path) -> None:
+    callback = _learn_with_final_evaluation(tmp_path, StopFlag(after=10**9), final_episodes=3)
+    assert callback.final_done
+    assert len((tmp_path / "evaluations.csv").read_text().splitlines()) == 2
+
+
+class Picture(gym.Env):
+    """Two-step games that render a small RGB frame, or fail as CartPole does without pygame."""
+
+    render_mode = "rgb_array"
+    observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, renderer: bool) -> None:
+        self.renderer = renderer
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        return np.zeros(1, np.float32), 1.0, self.t >= 2, False, {}
+
+    def render(self) -> np.ndarray:
+        if not self.renderer:
+            raise gym.error.DependencyNotInstalled("pygame is not installed")
+        return np.full((4, 4, 3), 60 * self.t, dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("renderer", "gif_name", "warning"),
+    [
+        (False, "best_episode.gif", "its frames cannot be rendered: pygame is not installed"),
+        (True, "a_file/best_episode.gif", "it cannot be written: "),
+    ],
+)
+def test_a_gif_that_cannot_be_made_is_a_warning_not_a_lost_run(
+    tmp_path: Path, caplog, renderer: bool, gif_name: str, warning: str
+) -> None:
+    (tmp_path / "a_file").write_text("a file where the GIF's folder would go")
+    model = DQN("MlpPolicy", make_vec_env(Picture, n_envs=1, env_kwargs={"renderer": True}),
+                learning_starts=1000, policy_kwargs={"net_arch": [8]}, seed=0)  # fmt: skip
+    model.set_logger(RecordingLogger())
+    callback = PeriodicEvaluation(
+        DummyVecEnv([lambda: Monitor(Picture(renderer))]),
+        csv_path=tmp_path / "evaluations.csv",
+        freq=10,
+        episodes=2,
+        gif_path=tmp_path / gif_name,
+    )
+    with caplog.at_level(logging.WARNING, logger="custom.callbacks"):
+        model.learn(20, callback=callback)
+    with (tmp_path / "evaluations.csv").open() as file:
+        assert [int(row["timesteps"]) for row in csv.DictReader(file)] == [10, 20]
+    (message,) = [r.getMessage() for r in caplog.records]  # once: no GIF is tried again
+    assert warning in message and message.endswith("; training goes on")
+    assert callback.gif_path is None and not (tmp_path / gif_name).exists()
+
+
+def test_the_best_game_becomes_a_gif(tmp_path: Path) -> None:
+    model = DQN("MlpPolicy", make_vec_env(Picture, n_envs=1, env_kwargs={"renderer": True}),
+                learning_starts=1000, policy_kwargs={"net_arch": [8]}, seed=0)  # fmt: skip
+    logger = RecordingLogger()
+    model.set_logger(logger)
+    callback = PeriodicEvaluation(
+        DummyVecEnv([lambda: Monitor(Picture(renderer=True))]),
+        csv_path=tmp_path / "evaluations.csv",
+        freq=0,
+        episodes=2,
+        gif_path=tmp_path / "best_episode.gif",
+    )
+    model.learn(10, callback=callback)
+    assert (tmp_path / "best_episode.gif").is_file()
+    assert logger.dumped[-1][1]["eval/best_game"] == tmp_path / "best_episode.gif"

@@ -1,7 +1,10 @@
-"""custom/evaluation.py: n full games on evaluate_policy, epsilon, truncations, frames, GIF."""
+"""custom/evaluation.py: n full games on evaluate_policy, epsilon, truncations, frames, GIF,
+stops between env steps, progress lines, the up-front check of the GIF's renderer."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from custom import evaluation
 from custom.atari_wrappers import AtariOptions, atari_make_kwargs, wrap_atari
-from custom.evaluation import play_games, save_gif
+from custom.evaluation import (
+    EvaluationStopped,
+    GameTracker,
+    ProgressLines,
+    play_games,
+    rgb_frames_problem,
+    save_gif,
+)
 
 gym.register_envs(ale_py)
 
@@ -237,6 +247,7 @@ class RecordingBar:
 
 
 def test_progress_advances_once_per_game_not_per_life_or_step(monkeypatch) -> None:
+    monkeypatch.setattr(evaluation.sys.stdout, "isatty", lambda: True, raising=False)
     bar = RecordingBar()
     monkeypatch.setattr(evaluation, "progress_bar", lambda total, enabled: bar)
     env, _ = countdown_vec_env(3, 7)
@@ -250,3 +261,102 @@ def test_progress_bar_shows_on_a_terminal_only(monkeypatch, enabled, tty, shown)
     with evaluation.progress_bar(3, enabled) as bar:
         assert bar.disable is not shown
     assert evaluation.progress_bar(3, enabled=False).disable
+
+
+class StopAfter:
+    """A predictor that raises a stop flag (as a signal handler would) after ``steps`` steps."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.calls = 0
+
+    def predict(self, observation: Any, **kwargs: Any) -> tuple[np.ndarray, None]:
+        self.calls += 1
+        return np.zeros(len(observation), dtype=np.int64), None
+
+    def should_stop(self) -> bool:
+        return self.calls >= self.steps
+
+
+def test_a_stop_during_the_games_ends_them_at_the_next_step() -> None:
+    env, (inner,) = countdown_vec_env(10)
+    policy = StopAfter(steps=25)  # in the third game
+    with pytest.raises(EvaluationStopped) as stopped:
+        play_games(policy, env, n_games=1000, should_stop=policy.should_stop)
+    assert (stopped.value.games_done, stopped.value.n_games) == (2, 1000)
+    assert len(inner.actions) == policy.calls == 25  # not one step more
+
+
+def test_no_stop_asked_plays_every_game() -> None:
+    env, _ = countdown_vec_env(3)
+    result = play_games(FixedPolicy(), env, n_games=4, should_stop=lambda: False)
+    assert len(result.scores) == 4
+
+
+def test_progress_lines_at_most_every_interval_and_never_after_the_last_game(caplog) -> None:
+    now = [0.0]
+    lines = ProgressLines(total=5, label="eval at 100", interval_s=30.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger=evaluation.__name__):
+        for seconds in (10.0, 31.0, 40.0, 70.0, 200.0):  # 5th game: the summary line says it
+            now[0] = seconds
+            lines.update(1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "eval at 100: 2/5 games, 31 s",
+        "eval at 100: 4/5 games, 70 s",
+    ]
+
+
+@pytest.mark.parametrize(("tty", "kind"), [(True, evaluation.tqdm), (False, ProgressLines)])
+def test_a_bar_on_a_terminal_lines_in_a_file(monkeypatch, tty: bool, kind: type) -> None:
+    monkeypatch.setattr(evaluation.sys.stdout, "isatty", lambda: tty, raising=False)
+    with evaluation.progress_display(3, enabled=True, label="eval at 0") as display:
+        assert isinstance(display, kind)
+    assert evaluation.progress_display(3, enabled=False, label="x").disable
+
+
+class CountdownPicture(CountdownEnv):
+    """A CountdownEnv that renders RGB frames, or fails to the way CartPole does without pygame."""
+
+    render_mode = "rgb_array"
+
+    def __init__(self, length: int, renderer: bool = True) -> None:
+        super().__init__(length)
+        self.renderer = renderer
+
+    def render(self) -> np.ndarray:
+        if not self.renderer:
+            raise gym.error.DependencyNotInstalled('pygame is not installed, run `pip install "x"`')
+        return np.full((4, 4, 3), self.t, dtype=np.uint8)
+
+
+def test_a_renderer_that_fails_costs_the_frames_not_the_scores() -> None:
+    env = DummyVecEnv([lambda: Monitor(CountdownPicture(3, renderer=False))])
+    result = play_games(FixedPolicy(), env, n_games=2, record_best=True)
+    np.testing.assert_array_equal(result.scores, [3.0, 3.0])
+    assert result.best_frames is None
+    assert result.render_error == 'pygame is not installed, run `pip install "x"`'
+
+
+def test_tracker_films_nothing_after_a_failed_frame() -> None:
+    tracker = GameTracker(n_envs=1, n_games=1, record_best=True)
+    assert tracker._film(DummyVecEnv([lambda: CountdownPicture(2, renderer=False)]), 0) is None
+    assert not tracker.record_best and tracker.render_error is not None
+
+
+def test_rgb_frames_problem_renders_one_frame_of_a_fresh_env() -> None:
+    def make(renderer: bool) -> VecEnv:
+        return DummyVecEnv([lambda: Monitor(CountdownPicture(3, renderer=renderer))])
+
+    assert rgb_frames_problem(lambda: make(True)) is None
+    assert (
+        rgb_frames_problem(lambda: make(False)) == 'pygame is not installed, run `pip install "x"`'
+    )
+    no_rgb = rgb_frames_problem(lambda: countdown_vec_env(3)[0])
+    assert no_rgb == "the env renders None, not RGB frames ('rgb_array')"
+
+
+def test_cartpole_without_pygame_is_reported_before_any_game(monkeypatch) -> None:
+    """What ``eval.gif=true`` meets on a machine without pygame, whether or not this one has it."""
+    monkeypatch.setitem(sys.modules, "pygame", None)  # import pygame raises ImportError
+    problem = rgb_frames_problem(lambda: make_vec_env("CartPole-v1", n_envs=1, seed=0))
+    assert problem is not None and "pygame" in problem and "\n" not in problem
