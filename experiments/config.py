@@ -396,9 +396,10 @@ def _check_family(cfg: DictConfig, spec: AlgoSpec) -> None:
     the user (or a preset), and is refused by its key.
     """
     for family, schema in _FAMILY_SCHEMAS.items():
-        if family == spec.family:
+        block = cfg.get(family)
+        if family == spec.family or block is None:  # a saved run config keeps its own only
             continue
-        changed = config_differences(OmegaConf.structured(schema), cfg[family])
+        changed = config_differences(OmegaConf.structured(schema), block)
         if changed:
             key, (_, value) = next(iter(changed.items()))
             raise ConfigError(

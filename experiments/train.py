@@ -29,6 +29,7 @@ from custom.callbacks import (
     TrainingStats,
 )
 from custom.checkpointing import PeriodicCheckpoint, StopOnSignal
+from custom.evaluation import rgb_frames_problem
 from experiments.algos import build_model, resolve_step_schedules
 from experiments.checkpoints import (
     Checkpointer,
@@ -108,6 +109,8 @@ def _envs_and_model(
     torch.set_flush_denormal(bool(cfg.get("flush_denormal", True)))
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    if cfg.eval.gif:
+        _check_gif(cfg)
     env = _make_env(cfg, training=True)
     eval_env = None
     try:
@@ -118,6 +121,15 @@ def _envs_and_model(
         if eval_env is not None:
             eval_env.close()
         raise
+
+
+def _check_gif(cfg: DictConfig) -> None:
+    """``eval.gif=true`` on an env that cannot render frames fails now, not after training."""
+    problem = rgb_frames_problem(lambda: _make_env(cfg, training=False))
+    if problem is not None:
+        raise ConfigError(
+            "eval.gif=true", f"this env cannot film its games: {problem}; or use eval.gif=false"
+        )
 
 
 class AlreadyFinished(Exception):
@@ -165,7 +177,9 @@ def _resume(
         if fresh_dir is not None:
             _remove_if_fresh(fresh_dir)
             _move_log_file(fresh_dir, resume.run_dir)
-        if resume.state.step >= resume.cfg.total_timesteps:
+        # Not finished (a stop cut the final evaluation, or a kill came during it): the resume
+        # plays the final evaluation and writes model.zip.
+        if resume.state.step >= resume.cfg.total_timesteps and resume.state.finished:
             raise AlreadyFinished(resume)
 
         def restore(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
@@ -315,7 +329,9 @@ def _learn(
                 replay=cfg.checkpoint.replay,
             )
             model.set_logger(make_logger(run_dir, run, cfg.verbose, append=resume is not None))
-            evaluation = periodic_evaluation(cfg, eval_env, run_dir)
+            evaluation = periodic_evaluation(
+                cfg, eval_env, run_dir, should_stop=lambda: stop.signum is not None
+            )
             nan_guard = StopOnNonFinite()
             callbacks = [
                 TrainingStats(cfg.stats_freq),
@@ -328,22 +344,20 @@ def _learn(
             callbacks += [ProgressBar()] if cfg.progress_bar else []
             model.learn(
                 # SB3 adds num_timesteps to this when reset_num_timesteps is False
-                total_timesteps=cfg.total_timesteps - model.num_timesteps,
+                total_timesteps=max(cfg.total_timesteps - model.num_timesteps, 0),
                 callback=callbacks,
                 log_interval=cfg.log_interval,
                 reset_num_timesteps=resume is None,
             )
             if cfg.stop_on_nan and (nan_guard.bad is not None or not nan_guard.check()):
                 _stop_on_nan(nan_guard, model, checkpointer, resume_hint)
-            finished = model.num_timesteps >= cfg.total_timesteps
-            checkpoint = checkpointer.save(model, finished=finished)
-            if stop.signum is not None:
-                stopped = (
-                    f"{signal.Signals(stop.signum).name} at step {model.num_timesteps}: "
-                    f"checkpoint {checkpoint}; continue with: {resume_hint}"
-                )
+            trained = model.num_timesteps >= cfg.total_timesteps
+            checkpoint = checkpointer.save(model, finished=trained and evaluation.final_done)
+            if trained:  # also on a stop: the training is complete, only the evaluation may lack
+                model.save(run_dir / "model.zip")
+            if stop.signum is not None and not (trained and evaluation.final_done):
+                stopped = _stop_line(stop.signum, model, checkpoint, trained, resume_hint)
                 raise SystemExit(stop.exit_code)  # W&B's run finishes with this exit code
-            model.save(run_dir / "model.zip")
     except KeyboardInterrupt:
         last = checkpointer.latest if checkpointer is not None else None
         where = f"last checkpoint {last}; resume: {resume_hint}" if last else "no checkpoint"
@@ -362,8 +376,29 @@ def _learn(
         )
 
 
-def periodic_evaluation(cfg: DictConfig, eval_env: VecEnv, run_dir: Path) -> PeriodicEvaluation:
-    """The evaluation callback that ``cfg.eval`` describes, writing into ``run_dir``."""
+def _stop_line(
+    signum: int, model: BaseAlgorithm, checkpoint: Path, trained: bool, hint: str
+) -> str:
+    """What a stop kept and how to go on, as the last line a user sees."""
+    name = signal.Signals(signum).name
+    if trained:
+        return (
+            f"{name} during the final evaluation: training complete, model.zip written; "
+            f"play the final evaluation with: {hint}"
+        )
+    return f"{name} at step {model.num_timesteps}: checkpoint {checkpoint}; continue with: {hint}"
+
+
+def periodic_evaluation(
+    cfg: DictConfig,
+    eval_env: VecEnv,
+    run_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
+) -> PeriodicEvaluation:
+    """The evaluation callback that ``cfg.eval`` describes, writing into ``run_dir``.
+
+    :param should_stop: asked between env steps of an evaluation, True cuts it short (a signal)
+    """
     return PeriodicEvaluation(
         eval_env,
         csv_path=run_dir / "evaluations.csv",
@@ -373,6 +408,7 @@ def periodic_evaluation(cfg: DictConfig, eval_env: VecEnv, run_dir: Path) -> Per
         epsilon=cfg.eval.epsilon,
         gif_path=run_dir / "best_episode.gif" if cfg.eval.gif else None,
         progress_bar=cfg.progress_bar,
+        should_stop=should_stop,
         verbose=cfg.verbose,
     )
 

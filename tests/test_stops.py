@@ -15,10 +15,9 @@ import pytest
 
 from custom.callbacks import EVALUATION_FIELDS
 from experiments.errors import ConfigError
-from experiments.train import _build
+from experiments.train import build
 
 #: The lead's patch of experiments/train.py (_learn, _resume, _envs_and_model) makes these pass.
-NEEDS_TRAIN_PATCH = pytest.mark.xfail(reason="needs train.py patch", strict=False)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A short CartPole run whose final evaluation would take far longer than a grace period.
@@ -67,7 +66,6 @@ def _run_to_completion(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@NEEDS_TRAIN_PATCH
 def test_sigterm_during_the_final_evaluation_keeps_the_model_and_resume_finishes(
     tmp_path: Path,
 ) -> None:
@@ -101,8 +99,7 @@ def test_sigterm_during_the_final_evaluation_keeps_the_model_and_resume_finishes
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
-@NEEDS_TRAIN_PATCH
 def test_a_gif_without_a_renderer_is_refused_before_training(compose_config, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pygame", None)  # as on a machine without pygame
     with pytest.raises(ConfigError, match=r"^eval.gif=true: .*pygame.*; or use eval.gif=false$"):
-        _build(compose_config("env=cartpole", "eval.gif=true", "logger=none"))
+        build(compose_config("env=cartpole", "eval.gif=true", "logger=none"))
