@@ -16,21 +16,33 @@ up front, so the driver refuses the whole sweep with one line before any job sta
 (:func:`refuse_changed_jobs`); other sweepers (Optuna) draw their jobs as they go, so each job
 checks itself (:func:`refuse_changed_job`): it fails with one line and puts Hydra's record back.
 A failed job that left no results (a bad value) is simply run again with the new values.
+
+In a sweep a job trains in a process of its own (:func:`_train_in_child`), which the launcher's
+worker only waits for. The OOM killer picks the biggest process, the one that trains; a SIGKILL
+of it is then one failed job ("killed by SIGKILL"), not a dead joblib pool
+(``TerminatedWorkerError``: every other job lost), a Ray task run again, or a submitit job that
+the summary never sees. A job whose worker died all the same (its dir set up by Hydra, no
+``job_status.json``) is counted as failed by the summary.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
+import pickle
 import re
 import shlex
+import signal
+import subprocess
+import sys
 import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +50,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn, JobStatus, configure_log
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -218,6 +230,8 @@ def job_failure(error: Exception, user_error: str | None) -> JobFailed:
     :param error: what the task raised
     :param user_error: its one-line message when the user can fix it (a bad value), else None
     """
+    if isinstance(error, JobFailed):  # already one line, from the training process
+        return error
     if user_error is not None:
         return JobFailed(f"error: {user_error}")
     return JobFailed(_one_line(error), _traceback(error))
@@ -454,14 +468,171 @@ def run_job(cfg: DictConfig, train: Callable[..., Path]) -> float | None:
     if threads is not None:
         cfg.torch_threads = threads
     checkpoint = run_dir.latest_checkpoint()
-    if checkpoint is None:
-        return RunDir(train(cfg, callbacks=list(_job_callbacks))).final_mean()
-    # As `python run.py resume=RUN_DIR torch_threads=N`: the job's own saved config, this
-    # launcher's threads, the same W&B run.
-    note_job(resumed=read_state(checkpoint).step)
-    cfg.resume = str(run_dir.path)
-    overrides = [f"torch_threads={cfg.torch_threads}"] if threads is not None else []
-    return RunDir(train(cfg, overrides=overrides, callbacks=list(_job_callbacks))).final_mean()
+    overrides = None
+    if checkpoint is not None:
+        # As `python run.py resume=RUN_DIR torch_threads=N`: the job's own saved config, this
+        # launcher's threads, the same W&B run.
+        note_job(resumed=read_state(checkpoint).step)
+        cfg.resume = str(run_dir.path)
+        overrides = [f"torch_threads={cfg.torch_threads}"] if threads is not None else []
+    return _train_in_child(_ChildJob(train, cfg, overrides, list(_job_callbacks), _hydra_node()))
+
+
+@dataclass
+class _ChildJob:
+    """What the training process of a job needs: the task, and Hydra's view of the job."""
+
+    train: Callable[..., Path]
+    cfg: DictConfig
+    overrides: list[str] | None
+    callbacks: list[BaseCallback]
+    hydra: DictConfig
+
+
+@dataclass
+class _ChildOutcome:
+    """What the training process of a job sends back to the launcher's worker."""
+
+    value: float | None = None
+    error: Exception | None = None
+    traceback: str = ""
+    exit_code: int | None = None
+    note: dict[str, Any] = field(default_factory=dict)
+
+
+class _RemoteTraceback(Exception):
+    """The training process's traceback, as the cause of its error re-raised in the worker."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _hydra_node() -> DictConfig:
+    """This job's Hydra config, resolved here: ``${now:...}`` must not be drawn again."""
+    resolved = OmegaConf.to_container(HydraConfig.get(), resolve=True)
+    return OmegaConf.create({"hydra": resolved})
+
+
+_CHILD_MAIN = "from experiments.sweeps import child_main; child_main()"
+
+
+def _train_in_child(job: _ChildJob) -> float | None:
+    """Train in a process of its own, which this worker only waits for.
+
+    When the training process dies (SIGKILL, the OOM killer, which picks the biggest process),
+    the job fails with that reason while the worker, the launcher's pool and the other jobs
+    live on. The child is in the worker's process group, so a Ctrl-C or a scheduler's signal
+    reaches it as it reached training before; the worker waits for it to write its checkpoint.
+    If the worker dies first, the child gets SIGTERM (``PR_SET_PDEATHSIG``) and checkpoints.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    read_end, write_end = os.pipe()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_MAIN, str(write_end), str(os.getpid())],
+        stdin=subprocess.PIPE,
+        pass_fds=(write_end,),
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    os.close(write_end)
+    assert child.stdin is not None
+    with child.stdin:
+        child.stdin.write(pickle.dumps(job))
+    answer = _read_all(read_end)
+    returncode = _wait(child)
+    if not answer:
+        raise JobFailed(_death(returncode))
+    outcome: _ChildOutcome = pickle.loads(answer)
+    note_job(**outcome.note)
+    if outcome.exit_code is not None:
+        raise SystemExit(outcome.exit_code)  # stopped by a signal: the sweep stops, as before
+    if outcome.error is not None:
+        raise outcome.error from _RemoteTraceback(outcome.traceback)
+    return outcome.value
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything the child writes to ``fd`` until it closes it; a Ctrl-C does not stop it."""
+    chunks = []
+    try:
+        while chunk := _read_on(fd):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _read_on(fd: int) -> bytes:
+    while True:
+        try:
+            return os.read(fd, 1 << 16)
+        except KeyboardInterrupt:  # the child got it too and is writing its checkpoint
+            continue
+
+
+def _wait(child: subprocess.Popen[bytes]) -> int:
+    """The child's exit status; a Ctrl-C in the worker waits on for the child's own stop."""
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+def _death(returncode: int) -> str:
+    """One line for a training process that ended without an answer."""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        why = " (out of memory? the OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
+        return f"the training process was killed by {name}{why}"
+    return f"the training process ended with exit code {returncode} and no result"
+
+
+def child_main() -> None:
+    """The training process of :func:`_train_in_child`: ``-c`` with the answer's fd and the
+    worker's pid; the job arrives pickled on stdin."""
+    answer_fd, worker = int(sys.argv[1]), int(sys.argv[2])
+    _die_with(worker)
+    job: _ChildJob = pickle.load(sys.stdin.buffer)
+    HydraConfig.instance().cfg = job.hydra  # type: ignore[assignment]  # resolved, untyped
+    hydra = job.hydra.hydra
+    configure_log(hydra.job_logging, hydra.verbose)  # run.log (appending) and the console
+    outcome = _ChildOutcome()
+    try:
+        kwargs = {} if job.overrides is None else {"overrides": job.overrides}
+        outcome.value = RunDir(job.train(job.cfg, callbacks=job.callbacks, **kwargs)).final_mean()
+    except SystemExit as stop:
+        outcome.exit_code = stop.code if isinstance(stop.code, int) else 1
+    except ConfigError as error:  # not picklable as it is; its one line is all there is to say
+        outcome.error = JobFailed(f"error: {error}")
+    except Exception as error:
+        outcome.error = _picklable(error)
+        outcome.traceback = _traceback(error)
+    outcome.note = dict(_job_note)
+    with os.fdopen(answer_fd, "wb") as answer:
+        answer.write(pickle.dumps(outcome))
+    sys.exit(outcome.exit_code or 0)
+
+
+def _picklable(error: Exception) -> Exception:
+    """``error`` itself when it survives pickling (the worker's one-line errors know its type),
+    else its one line and traceback."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return JobFailed(_one_line(error), _traceback(error))
+    return error
+
+
+def _die_with(worker: int) -> None:
+    """Get SIGTERM when the worker dies (Linux), so that training stops with a checkpoint."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != worker:  # it died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class Pruning(Callback):

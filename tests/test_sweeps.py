@@ -6,8 +6,10 @@ import csv
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +40,43 @@ SHORT = (
 BAD_CRASH_BAD_GOOD = ("dqn.policy_kwargs.net_arch=[-1],[64]", "dqn.gamma=2,0.99")
 
 
+def _env() -> dict[str, str]:
+    """The environment of run.py in these tests: W&B offline, Ray without usage stats."""
+    env = {**os.environ, "WANDB_MODE": "offline", "RAY_DISABLE_USAGE_STATS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
 def run_py(*arguments: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     """``python run.py ARGUMENTS`` as a user types it, W&B offline, Ray without usage stats.
 
     The timeout only catches a hang: a 4-job Ray sweep, about a minute on an idle 2-core
     machine, took over 300 s beside two training jobs.
     """
-    env = {**os.environ, "WANDB_MODE": "offline", "RAY_DISABLE_USAGE_STATS": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "run.py", *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=env,
+        env=_env(),
         timeout=timeout,
     )
+
+
+def training_pid(run_dir: Path, timeout: float = 600) -> int:
+    """The process training in ``run_dir``: the one holding its ``progress.csv`` open (SB3's
+    logger keeps it open while it trains; the launcher's worker never opens it)."""
+    target = str(run_dir / "progress.csv")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for fds in Path("/proc").glob("[0-9]*/fd"):
+            try:
+                if any(os.readlink(fd) == target for fd in fds.iterdir()):
+                    return int(fds.parent.name)
+            except OSError:  # gone, or not ours to read
+                continue
+        time.sleep(0.02)
+    raise AssertionError(f"nothing trained in {run_dir} within {timeout} s")
 
 
 def statuses(sweep_dir: Path) -> dict[str, dict[str, Any]]:
@@ -393,3 +416,41 @@ def test_the_same_sweep_again_resumes_an_interrupted_job(tmp_path: Path) -> None
     kept = [step for step in uninterrupted_steps if step <= 1000]
     assert steps[: len(kept)] == kept and steps == sorted(set(steps)) and steps[-1] >= 1500
     assert len(list(interrupted.glob("wandb/offline-run-*"))) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("launcher", "options"),
+    [("joblib", ("hydra.launcher.n_jobs=2",)), ("submitit_local", ())],
+)
+def test_a_job_killed_by_sigkill_fails_alone_and_is_counted(
+    tmp_path: Path, launcher: str, options: tuple[str, ...]
+) -> None:
+    """What the OOM killer does: SIGKILL to the biggest process, the one that trains."""
+    sweep_dir = tmp_path / "sweep"
+    arguments = ("-m", f"hydra/launcher={launcher}", *options, "seed=0,1,2", *SHORT)
+    with subprocess.Popen(
+        [sys.executable, "run.py", *arguments, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    ) as sweep:
+        os.kill(training_pid(sweep_dir / "0_cartpole_dqn_seed0"), signal.SIGKILL)
+        stdout, stderr = sweep.communicate(timeout=1200)
+
+    assert sweep.returncode == 1, stderr[-3000:]
+    assert (
+        stderr.strip().splitlines()[-1].startswith(f"error: sweep {sweep_dir}: 1 of 3 jobs failed")
+    )
+    assert "Traceback" not in stdout + stderr
+    assert f"sweep {sweep_dir}: 3 jobs, 2 done, 0 skipped, 0 pruned, 1 failed" in stdout
+    jobs = statuses(sweep_dir)
+    assert jobs["0_cartpole_dqn_seed0"]["status"] == "failed"
+    assert jobs["0_cartpole_dqn_seed0"]["detail"] == (
+        "the training process was killed by SIGKILL (out of memory? the OOM killer sends SIGKILL)"
+    )
+    for job in ("1_cartpole_dqn_seed1", "2_cartpole_dqn_seed2"):
+        assert jobs[job]["status"] == "done"
+        assert RunDir(sweep_dir / job).is_finished()
