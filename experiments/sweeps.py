@@ -157,6 +157,7 @@ class SweepMonitor(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _sweep.clear()
         _sweep.update(dir=Path(config.hydra.sweep.dir), started=time.time(), reported=False)
+        check_sweep_settings(config)
         if config.hydra.sweeper._target_ == _BASIC_SWEEPER:
             refuse_changed_jobs(config)
 
@@ -365,6 +366,37 @@ def _changed_job_line(sweep_dir: Path, job: str, changes: str, outcome: str) -> 
         "values into a fresh sweep dir (a new hydra.sweep.dir, or none), or re-run the command "
         "that made that sweep to finish it"
     )
+
+
+#: Launcher and sweeper counts that pass Hydra's schema but crash the sweep with a traceback
+#: (joblib: "n_jobs == 0 ... has no meaning"; the basic sweeper: a bare assert), as
+#: ``key -> (smallest allowed value, what else is allowed)``.
+_SETTING_MINIMUMS = {
+    "hydra.launcher.n_jobs": (1, "or negative to count back from all cores (-1: all of them)"),
+    "hydra.sweeper.max_batch_size": (1, "or null for one batch of every job"),
+    "hydra.launcher.timeout_min": (1, ""),
+    "hydra.launcher.cpus_per_task": (1, "or null"),
+    "hydra.launcher.tasks_per_node": (1, ""),
+    "hydra.launcher.nodes": (1, ""),
+    "hydra.launcher.mem_gb": (1, "or null"),
+    "hydra.launcher.gpus_per_node": (0, "or null"),
+}
+
+
+def check_sweep_settings(config: DictConfig) -> None:
+    """Refuse, with one line, a launcher or sweeper count that would crash the sweep.
+
+    :raises SystemExit: ``error: <key>=<value>: must be >= N ...`` (a callback's exception would
+        only be a warning to Hydra)
+    """
+    for key, (minimum, otherwise) in _SETTING_MINIMUMS.items():
+        value = OmegaConf.select(config, key, default=None)
+        if value is None or not isinstance(value, int) or value >= minimum:
+            continue
+        if key.endswith("n_jobs") and value < 0:
+            continue
+        advice = f"must be >= {minimum}" + (f", {otherwise}" if otherwise else "")
+        raise SystemExit(f"error: {key}={value}: {advice}")
 
 
 def _planned_jobs(config: DictConfig) -> list[tuple[str, DictConfig]]:

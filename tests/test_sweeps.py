@@ -454,3 +454,27 @@ def test_a_job_killed_by_sigkill_fails_alone_and_is_counted(
     for job in ("1_cartpole_dqn_seed1", "2_cartpole_dqn_seed2"):
         assert jobs[job]["status"] == "done"
         assert RunDir(sweep_dir / job).is_finished()
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        (
+            ("hydra/launcher=joblib", "hydra.launcher.n_jobs=0"),
+            "error: hydra.launcher.n_jobs=0: must be >= 1, or negative to count back from all "
+            "cores (-1: all of them)",
+        ),
+        (
+            ("hydra.sweeper.max_batch_size=0",),
+            "error: hydra.sweeper.max_batch_size=0: must be >= 1, or null for one batch of every "
+            "job",
+        ),
+    ],
+)
+def test_a_launcher_count_that_would_crash_is_one_line(
+    tmp_path: Path, settings: tuple[str, ...], line: str
+) -> None:
+    result = run_py("-m", "seed=0", *SHORT, *settings, f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == line
+    assert not (tmp_path / "sweep").exists()
