@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,10 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from experiments.config import CONF_DIR
-from experiments.sweeps import EvaluationPruning, final_mean, is_finished
+from experiments.config import CONF_DIR, compose_config
+from experiments.errors import ConfigError
+from experiments.run_dir import Evaluation, RunDir
+from experiments.sweeps import EvaluationPruning, refuse_changed_job, sweep_dir_override
 from experiments.tracking import SUMMARY_KEYS
 from tests.wandb_records import records
 
@@ -35,22 +40,43 @@ SHORT = (
 BAD_CRASH_BAD_GOOD = ("dqn.policy_kwargs.net_arch=[-1],[64]", "dqn.gamma=2,0.99")
 
 
+def _env() -> dict[str, str]:
+    """The environment of run.py in these tests: W&B offline, Ray without usage stats."""
+    env = {**os.environ, "WANDB_MODE": "offline", "RAY_DISABLE_USAGE_STATS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
 def run_py(*arguments: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     """``python run.py ARGUMENTS`` as a user types it, W&B offline, Ray without usage stats.
 
     The timeout only catches a hang: a 4-job Ray sweep, about a minute on an idle 2-core
     machine, took over 300 s beside two training jobs.
     """
-    env = {**os.environ, "WANDB_MODE": "offline", "RAY_DISABLE_USAGE_STATS": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "run.py", *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=env,
+        env=_env(),
         timeout=timeout,
     )
+
+
+def training_pid(run_dir: Path, timeout: float = 600) -> int:
+    """The process training in ``run_dir``: the one holding its ``progress.csv`` open (SB3's
+    logger keeps it open while it trains; the launcher's worker never opens it)."""
+    target = str(run_dir / "progress.csv")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for fds in Path("/proc").glob("[0-9]*/fd"):
+            try:
+                if any(os.readlink(fd) == target for fd in fds.iterdir()):
+                    return int(fds.parent.name)
+            except OSError:  # gone, or not ours to read
+                continue
+        time.sleep(0.02)
+    raise AssertionError(f"nothing trained in {run_dir} within {timeout} s")
 
 
 def statuses(sweep_dir: Path) -> dict[str, dict[str, Any]]:
@@ -139,19 +165,26 @@ def test_a_bad_job_and_a_crash_do_not_stop_the_good_job(tmp_path: Path, launcher
         result.stdout
     )
     good = sweep_dir / "3_cartpole_dqn_seed0"
-    assert is_finished(good, 1500)
+    assert RunDir(good).is_finished()
     assert_distinct_finished_runs(sweep_dir, ["3_cartpole_dqn_seed0"], f"{tmp_path.name}_sweep")
 
 
-def test_the_same_sweep_again_skips_the_finished_jobs(tmp_path: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
-    arguments = ("-m", "dqn.gamma=2,0.99", *SHORT, f"hydra.sweep.dir={sweep_dir}")
-    first = run_py(*arguments)
+def test_the_same_sweep_again_skips_the_finished_jobs_and_refuses_changed_values(
+    tmp_path: Path,
+) -> None:
+    # A dir name a shell and Hydra's override grammar both need quoted: a space, non-ASCII.
+    sweep_dir = tmp_path / "swéep 1"
+    sweep = ("-m", "dqn.gamma=2,0.99", *SHORT)
+    first = run_py(*sweep, f"hydra.sweep.dir='{sweep_dir}'")
     assert first.returncode == 1
     finished = sweep_dir / "1_cartpole_dqn_seed0"
     model_time = (finished / "model.zip").stat().st_mtime_ns
+    # The printed hint, pasted as it is, names the same dir.
+    hint = first.stderr.strip().splitlines()[-1]
+    assert f"re-run the same command with {sweep_dir_override(sweep_dir)} " in hint
+    (pasted,) = [word for word in shlex.split(hint) if word.startswith("hydra.sweep.dir=")]
 
-    again = run_py(*arguments)
+    again = run_py(*sweep, pasted)
     assert again.returncode == 1  # the bad job is tried again and fails again
     jobs = statuses(sweep_dir)
     assert jobs["1_cartpole_dqn_seed0"]["status"] == "skipped"
@@ -159,6 +192,42 @@ def test_the_same_sweep_again_skips_the_finished_jobs(tmp_path: Path) -> None:
     assert (finished / "model.zip").stat().st_mtime_ns == model_time  # not trained again
     assert len(list(finished.glob("wandb/offline-run-*"))) == 1
     assert f"sweep {sweep_dir}: 2 jobs, 0 done, 1 skipped, 0 pruned, 1 failed" in again.stdout
+
+    # A changed value: its old results would be reported (and compared) as the new value's.
+    hydra_record = (finished / ".hydra" / "config.yaml").read_text()
+    changed = run_py(*sweep, "dqn.learning_rate=0.01", pasted)
+    assert changed.returncode == 1
+    assert changed.stderr.strip() == (
+        f"error: {sweep_dir_override(sweep_dir)}: job 1_cartpole_dqn_seed0 there ran with "
+        "other values: dqn.learning_rate 0.0023 -> 0.01; nothing run, so that no result is "
+        "reported under values it did not run with: run these values into a fresh sweep dir "
+        "(a new hydra.sweep.dir, or none), or re-run the command that made that sweep to "
+        "finish it"
+    )
+    assert "[sweep] job" not in changed.stdout  # refused before any job started
+    assert (finished / ".hydra" / "config.yaml").read_text() == hydra_record
+    assert statuses(sweep_dir) == jobs
+    assert RunDir(finished).config().dqn.learning_rate == 0.0023
+
+
+def test_a_job_whose_dir_ran_other_values_fails_and_keeps_its_record(tmp_path: Path) -> None:
+    """The check inside a job, for sweepers that draw their jobs as they go (Optuna)."""
+    run_dir = RunDir(tmp_path / "3_cartpole_dqn_seed0")
+    ran = compose_config([*SHORT, "dqn.learning_rate=0.0023"])
+    run_dir.write_config(ran)
+    run_dir.evaluations_path.write_text("timesteps,episodes,mean_reward\n1500,2,31.5\n")
+    (run_dir / "job_status.json").write_text(json.dumps({"overrides": ["seed=0"]}))
+    # What Hydra writes as the job starts, before any code of ours runs.
+    launched = compose_config([*SHORT, "dqn.learning_rate=0.01", "torch_threads=1"])
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(launched, run_dir / ".hydra" / "config.yaml")
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- dqn.learning_rate=0.01\n")
+
+    with pytest.raises(ConfigError, match=r"dqn\.learning_rate 0\.0023 -> 0\.01; not run"):
+        refuse_changed_job(run_dir, launched)
+    assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").dqn.learning_rate == 0.0023
+    assert OmegaConf.load(run_dir / ".hydra" / "overrides.yaml") == ["seed=0"]
+    refuse_changed_job(run_dir, ran)  # the same values (torch_threads aside): no error
 
 
 def test_a_single_run_keeps_its_one_line_error(tmp_path: Path) -> None:
@@ -175,7 +244,7 @@ def test_a_sweep_that_succeeds_exits_zero_with_its_summary(tmp_path: Path) -> No
     assert f"sweep {sweep_dir}: 2 jobs, 2 done, 0 skipped, 0 pruned, 0 failed" in result.stdout
     for job in ("0_cartpole_dqn_seed0", "1_cartpole_dqn_seed1"):
         assert statuses(sweep_dir)[job]["detail"] == (
-            f"final evaluation {final_mean(sweep_dir / job):g}"
+            f"final evaluation {RunDir(sweep_dir / job).final_mean():g}"
         )
 
 
@@ -253,15 +322,16 @@ def test_pruning_stops_a_run_below_the_finished_runs_median(tmp_path: Path) -> N
         _finished_job(tmp_path, f"{seed}_done", rows, "done")
     _finished_job(tmp_path, "4_failed", [(1000, 1e6)], "failed")  # failed runs do not count
     pruning = _pruning(tmp_path, tmp_path / "5_running")
-    assert pruning.should_prune([(1000, 249.0)])  # median of 100..400 at step 1000: 250
-    assert not pruning.should_prune([(1000, 251.0)])
-    assert pruning.should_prune([(1000, 251.0), (2000, 499.0)])  # median at 2000: 500
+    assert pruning.should_prune([Evaluation(1000, 249.0)])  # median of 100..400 at 1000: 250
+    assert not pruning.should_prune([Evaluation(1000, 251.0)])
+    # median at 2000: 500
+    assert pruning.should_prune([Evaluation(1000, 251.0), Evaluation(2000, 499.0)])
 
 
 def test_pruning_waits_for_its_startup_trials(tmp_path: Path) -> None:
     for seed in range(3):
         _finished_job(tmp_path, f"{seed}_done", [(1000, 500.0)], "done")
-    assert not _pruning(tmp_path, tmp_path / "3_running").should_prune([(1000, 1.0)])
+    assert not _pruning(tmp_path, tmp_path / "3_running").should_prune([Evaluation(1000, 1.0)])
 
 
 def test_hparams_search_preset_is_optuna_maximising_with_pruning() -> None:
@@ -294,7 +364,7 @@ def test_an_optuna_search_reports_its_best_trial_and_prunes(tmp_path: Path) -> N
     jobs = statuses(sweep_dir)
     assert len(jobs) == 4
     assert {job["status"] for job in jobs.values()} <= {"done", "pruned"}
-    finals = {name: final_mean(sweep_dir / name) for name in jobs}
+    finals = {name: RunDir(sweep_dir / name).final_mean() for name in jobs}
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert best["best_value"] == max(value for value in finals.values() if value is not None)
     for name, job in jobs.items():
@@ -332,7 +402,7 @@ def test_the_same_sweep_again_resumes_an_interrupted_job(tmp_path: Path) -> None
         for file in sorted(path.iterdir()):
             file.unlink()
         path.rmdir()
-    assert not is_finished(interrupted, 1500)
+    assert not RunDir(interrupted).is_finished()
 
     again = run_py(*arguments)
 
@@ -340,9 +410,71 @@ def test_the_same_sweep_again_resumes_an_interrupted_job(tmp_path: Path) -> None
     assert f"sweep {sweep_dir}: 2 jobs, 1 done, 1 skipped, 0 pruned, 0 failed" in again.stdout
     detail = statuses(sweep_dir)["0_cartpole_dqn_seed0"]["detail"]
     assert detail.startswith("resumed from its checkpoint at step 1000; final evaluation ")
-    assert is_finished(interrupted, 1500)
+    assert RunDir(interrupted).is_finished()
     # the rows up to the checkpoint kept, then training continued from there: no row twice
     steps = evaluation_steps(interrupted)
     kept = [step for step in uninterrupted_steps if step <= 1000]
     assert steps[: len(kept)] == kept and steps == sorted(set(steps)) and steps[-1] >= 1500
     assert len(list(interrupted.glob("wandb/offline-run-*"))) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("launcher", "options"),
+    [("joblib", ("hydra.launcher.n_jobs=2",)), ("submitit_local", ())],
+)
+def test_a_job_killed_by_sigkill_fails_alone_and_is_counted(
+    tmp_path: Path, launcher: str, options: tuple[str, ...]
+) -> None:
+    """What the OOM killer does: SIGKILL to the biggest process, the one that trains."""
+    sweep_dir = tmp_path / "sweep"
+    arguments = ("-m", f"hydra/launcher={launcher}", *options, "seed=0,1,2", *SHORT)
+    with subprocess.Popen(
+        [sys.executable, "run.py", *arguments, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    ) as sweep:
+        os.kill(training_pid(sweep_dir / "0_cartpole_dqn_seed0"), signal.SIGKILL)
+        stdout, stderr = sweep.communicate(timeout=1200)
+
+    assert sweep.returncode == 1, stderr[-3000:]
+    assert (
+        stderr.strip().splitlines()[-1].startswith(f"error: sweep {sweep_dir}: 1 of 3 jobs failed")
+    )
+    assert "Traceback" not in stdout + stderr
+    assert f"sweep {sweep_dir}: 3 jobs, 2 done, 0 skipped, 0 pruned, 1 failed" in stdout
+    jobs = statuses(sweep_dir)
+    assert jobs["0_cartpole_dqn_seed0"]["status"] == "failed"
+    assert jobs["0_cartpole_dqn_seed0"]["detail"] == (
+        "the training process was killed by SIGKILL (out of memory? the OOM killer sends SIGKILL)"
+    )
+    for job in ("1_cartpole_dqn_seed1", "2_cartpole_dqn_seed2"):
+        assert jobs[job]["status"] == "done"
+        assert RunDir(sweep_dir / job).is_finished()
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        (
+            ("hydra/launcher=joblib", "hydra.launcher.n_jobs=0"),
+            "error: hydra.launcher.n_jobs=0: must be >= 1, or negative to count back from all "
+            "cores (-1: all of them)",
+        ),
+        (
+            ("hydra.sweeper.max_batch_size=0",),
+            "error: hydra.sweeper.max_batch_size=0: must be >= 1, or null for one batch of every "
+            "job",
+        ),
+    ],
+)
+def test_a_launcher_count_that_would_crash_is_one_line(
+    tmp_path: Path, settings: tuple[str, ...], line: str
+) -> None:
+    result = run_py("-m", "seed=0", *SHORT, *settings, f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == line
+    assert not (tmp_path / "sweep").exists()
