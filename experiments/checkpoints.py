@@ -325,7 +325,10 @@ def with_resumed_choices(arguments: Sequence[str]) -> list[str]:
     if len(values) != 1 or not values[0].strip():
         return list(arguments)
     typed = {_override_key(arg) for arg in arguments if "=" in arg}
-    choices = saved_choices(Path(values[0]).expanduser())
+    value = values[0]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":  # Hydra's quoting
+        value = value[1:-1].replace('\\"', '"')
+    choices = saved_choices(Path(value).expanduser())
     return [f"{g}={c}" for g, c in choices.items() if g not in typed] + list(arguments)
 
 

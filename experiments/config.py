@@ -11,6 +11,7 @@ the block of its own family, so its saved and W&B configs hold no other algorith
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 import secrets
@@ -33,6 +34,7 @@ from experiments.algos import (
     algo_arguments,
     algo_spec,
     replay_buffer_class,
+    resolve_step_schedules,
 )
 from experiments.envs import EVAL_SEED_OFFSET, wrapper_options
 from experiments.errors import ConfigError, require_one_of
@@ -269,6 +271,15 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
         if family != own:
             container.pop(family, None)
     return container
+
+
+def effective_config(cfg: DictConfig) -> DictConfig:
+    """What a run trained from ``cfg`` records as its config: its own family's block, and its
+    schedules in env steps (:func:`experiments.algos.resolve_step_schedules`). ``cfg`` itself
+    is left as it is."""
+    resolved = copy.deepcopy(cfg)
+    resolve_step_schedules(resolved)
+    return OmegaConf.create(run_config(resolved))
 
 
 @dataclass(frozen=True)

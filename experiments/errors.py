@@ -4,6 +4,8 @@ Every message reads ``<key or thing>: <what is wrong and what is allowed>``; ``r
 it as ``error: <message>`` and exits with status 1, without a traceback.
 """
 
+import re
+import shlex
 from collections.abc import Iterable
 
 
@@ -28,3 +30,12 @@ def require_one_of(key: str, value: object, allowed: Iterable[str]) -> None:
 def first_line(text: str) -> str:
     """The first non-blank line of a library's message: the part a one-line error can show."""
     return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+def shell_override(key: str, value: object) -> str:
+    """``key=value`` as a user pastes it into a shell: quoted for Hydra's override grammar
+    (which refuses unquoted spaces and non-ASCII) and then for the shell."""
+    text = str(value)
+    if not re.fullmatch(r"[\w/.:+-]+", text, re.ASCII):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return shlex.quote(f"{key}={text}")

@@ -33,8 +33,6 @@ import json
 import logging
 import os
 import pickle
-import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -58,7 +56,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from custom.callbacks import EveryNSteps
 from experiments.checkpoints import read_state
-from experiments.errors import ConfigError
+from experiments.config import effective_config
+from experiments.errors import ConfigError, shell_override
 from experiments.run_dir import (
     HYDRA_CONFIG,
     JOB_STATUS,
@@ -331,7 +330,7 @@ def changed_config(run_dir: RunDir, cfg: DictConfig) -> dict[str, tuple[Any, Any
         old = run_dir.config()
     except NotARun:
         return {}
-    return config_differences(old, cfg, ignore=RELAUNCH_KEYS)
+    return config_differences(old, effective_config(cfg), ignore=RELAUNCH_KEYS)
 
 
 def _has_results(run_dir: RunDir) -> bool:
@@ -352,10 +351,7 @@ def _changes_text(differences: dict[str, tuple[Any, Any]]) -> str:
 def sweep_dir_override(sweep_dir: Path) -> str:
     """``hydra.sweep.dir=<dir>`` as a user pastes it into a shell: quoted for Hydra's override
     grammar (which refuses unquoted non-ASCII) and then for the shell (spaces)."""
-    value = str(sweep_dir)
-    if not re.fullmatch(r"[\w/.:+-]+", value, re.ASCII):
-        value = '"' + value.replace('"', '\\"') + '"'
-    return shlex.quote(f"hydra.sweep.dir={value}")
+    return shell_override("hydra.sweep.dir", sweep_dir)
 
 
 def _changed_job_line(sweep_dir: Path, job: str, changes: str, outcome: str) -> str:

@@ -16,7 +16,7 @@ import gymnasium as gym
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
@@ -39,9 +39,9 @@ from experiments.checkpoints import (
     resumed_model,
     truncate_csv,
 )
-from experiments.config import config_warnings, run_config, validate
+from experiments.config import config_warnings, effective_config, run_config, validate
 from experiments.envs import make_env
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, shell_override
 from experiments.run_dir import RunDir
 from experiments.tracking import make_logger, tracking
 
@@ -259,7 +259,7 @@ def train(
             eval_env.close()
             raise
     try:
-        run.write_config(OmegaConf.create(run_config(cfg)))
+        run.write_config(effective_config(cfg))
         run.write_status("running", model.num_timesteps, cfg.total_timesteps)
         _learn(cfg, run_dir, sweep_name, env, eval_env, model, resume, callbacks)
     except BaseException as error:
@@ -313,7 +313,7 @@ def _learn(
     # Signals are handled from before W&B starts until it has finished: a stop during set-up
     # stops at the first step; a second signal during W&B's finish still exits with one line.
     stop = StopOnSignal("stopping after this step and writing a checkpoint (again: at once)")
-    resume_hint = f"python run.py resume={run_dir}"
+    resume_hint = f"python run.py {shell_override('resume', run_dir)}"
     checkpointer: Checkpointer | None = None
     stopped: str | None = None
     try:
