@@ -52,6 +52,7 @@ from experiments.run_dir import (
     CHECKPOINT_PREFIX,
     CSV_FILES,
     HYDRA_CONFIG,
+    HYDRA_RECORD,
     RunDir,
 )
 from experiments.run_dir import (
@@ -86,7 +87,6 @@ RESUMABLE_RUN_KEYS = (
 #: Config groups whose choice decides which blocks a run's config has; a resume composes the
 #: run's own choices of them (from Hydra's record of its launch) before the command line's.
 RESUME_GROUPS = ("experiment", "env", "algo")
-HYDRA_RECORD = Path(".hydra") / "hydra.yaml"
 
 
 @dataclass
@@ -354,12 +354,8 @@ def _check_resumable(override: str, key: str, saved: DictConfig, choices: dict[s
     allowed = resumable_keys(saved)
     if any(key == name or key.startswith(f"{name}.") for name in allowed):
         return
-    fraction = key.endswith("_fraction")
-    hint = (
-        f"; the fraction became {key.removesuffix('_fraction')}_anneal_steps at launch: change that"
-        if fraction
-        else ""
-    )
+    steps = f"{key.removesuffix('_fraction')}_anneal_steps"
+    hint = f" (as env steps at launch): change {steps} instead" if key.endswith("_fraction") else ""
     raise ConfigError(
         override,
         "cannot change when resuming: it shaped what this run built or measured"

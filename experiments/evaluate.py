@@ -25,16 +25,11 @@ import torch
 from omegaconf import DictConfig
 
 from custom.evaluation import play_games, save_gif
-from experiments.checkpoints import (
-    MODEL,
-    latest_checkpoint,
-    load_config,
-    load_model,
-    read_state,
-)
+from experiments.checkpoints import MODEL, load_config, load_model, read_state
 from experiments.cli import one_line_errors
 from experiments.envs import make_env
 from experiments.errors import ConfigError
+from experiments.run_dir import RunDir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,24 +57,22 @@ def _model_and_config(run_dir: Path, which: str | None) -> tuple[Path, DictConfi
     subject = str(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(subject, "no such directory" if not run_dir.exists() else "not a dir")
-    final = run_dir / MODEL
-    checkpoint = latest_checkpoint(run_dir)
+    run = RunDir(run_dir)
+    final = run.model_path
+    checkpoint = run.latest_checkpoint()
     if which is None:
         which = "final" if final.is_file() else "latest"
     if which == "final" and not final.is_file():
         hint = "; use --checkpoint latest" if checkpoint else ""
         raise ConfigError(subject, f"has no model.zip (the run did not finish){hint}")
-    if which == "latest" and checkpoint is None:
-        raise ConfigError(subject, "has no checkpoint and no model.zip: not a run dir, or empty")
-    if checkpoint is not None:
+    if which == "latest":
+        if checkpoint is None:
+            raise ConfigError(
+                subject, "has no checkpoint and no model.zip: not a run dir, or empty"
+            )
         read_state(checkpoint)
-        cfg = load_config(checkpoint)
-    else:  # a run from before checkpoints existed: Hydra's saved config
-        hydra_config = run_dir / ".hydra"
-        if not (hydra_config / "config.yaml").is_file():
-            raise ConfigError(subject, "not a run dir: it has no .hydra/config.yaml")
-        cfg = load_config(hydra_config)
-    return (final if which == "final" else checkpoint / MODEL), cfg  # type: ignore[operator]
+        return checkpoint / MODEL, load_config(checkpoint)
+    return final, run.config()
 
 
 def histogram(scores: np.ndarray, bins: int = 10, width: int = 40) -> list[str]:

@@ -42,7 +42,10 @@ from custom.callbacks import EVALUATION_FIELDS
 from experiments.errors import ConfigError
 
 CONFIG = "config.yaml"
-HYDRA_CONFIG = Path(".hydra") / "config.yaml"
+#: Hydra's own files in a run dir: its record of the launch (config, overrides, choices).
+HYDRA_DIR = ".hydra"
+HYDRA_CONFIG = Path(HYDRA_DIR) / "config.yaml"
+HYDRA_RECORD = Path(HYDRA_DIR) / "hydra.yaml"
 STATUS = "status.json"
 LOCK = ".lock"
 EVALUATIONS = "evaluations.csv"
@@ -57,6 +60,8 @@ CHECKPOINT_STATE, CHECKPOINT_REPLAY = "state.json", "replay.pkl"
 JOB_STATUS = "job_status.json"
 TRACEBACK = "traceback.txt"
 RUN_LOG = "run.log"
+BEST_GIF = "best_episode.gif"
+
 #: The CSV files that grow with training, in the order a checkpoint records their rows.
 CSV_FILES = (PROGRESS, EVALUATIONS, GAMES)
 STEPS_COLUMN = EVALUATION_FIELDS[0]
@@ -194,6 +199,10 @@ class RunDir:
     @property
     def model_path(self) -> Path:
         return self.path / MODEL
+
+    @property
+    def gif_path(self) -> Path:
+        return self.path / BEST_GIF
 
     @property
     def checkpoints_path(self) -> Path:

@@ -8,7 +8,6 @@ copy of every number), so the bridge is SB3's documented extension point, a ``KV
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import ssl
@@ -38,6 +37,7 @@ from stable_baselines3.common.logger import (
 from wandb.sdk.lib.wbauth import wbnetrc
 
 from experiments.errors import ConfigError, first_line, require_one_of
+from experiments.run_dir import RunDir
 
 _BACKENDS = ("wandb", "none")
 _WANDB_MODES = ("online", "offline", "disabled", "shared")
@@ -272,7 +272,7 @@ def make_logger(run_dir: Path, run: Any | None, verbose: int = 0, append: bool =
 
     ``append`` continues an existing ``progress.csv`` (a resumed run).
     """
-    csv_path = run_dir / "progress.csv"
+    csv_path = RunDir(run_dir).progress_path
     csv_format = AppendingCSVOutputFormat if append and csv_path.is_file() else CSVOutputFormat
     outputs: list[KVWriter] = [csv_format(str(csv_path))]
     if run is not None:
@@ -309,7 +309,7 @@ def tracking(
     exit_code = 1
     try:
         yield run
-        write_summary(run, run_dir / "evaluations.csv")
+        write_summary(run, run_dir)
         exit_code = 0
     except SystemExit as stop:  # a stop on a signal: finished with its exit status
         exit_code = stop.code if isinstance(stop.code, int) else 1
@@ -367,17 +367,14 @@ def _init(
 SUMMARY_KEYS = ("eval/final_mean_reward", "eval/best_mean_reward", "eval/mean_of_evaluations")
 
 
-def write_summary(run: Any, evaluations_csv: Path) -> None:
+def write_summary(run: Any, run_dir: Path) -> None:
     """Final, best and average evaluation mean as run summary values.
 
     W&B's default summary is each key's last logged value; these three say how a run ended,
     its peak (an unstable learner shows a high best and a low final) and its area under the
     learning curve (how fast it learned).
     """
-    if not evaluations_csv.is_file():
-        return
-    with evaluations_csv.open() as file:
-        means = [float(row["mean_reward"]) for row in csv.DictReader(file)]
+    means = [evaluation.mean_reward for evaluation in RunDir(run_dir).evaluations()]
     if means:
         values = (means[-1], max(means), float(np.mean(means)))
         for key, value in zip(SUMMARY_KEYS, values, strict=True):

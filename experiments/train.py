@@ -42,14 +42,14 @@ from experiments.checkpoints import (
 from experiments.config import config_warnings, effective_config, run_config, validate
 from experiments.envs import make_env
 from experiments.errors import ConfigError, shell_override
-from experiments.run_dir import RunDir
+from experiments.run_dir import HYDRA_DIR, RUN_LOG, RunDir
 from experiments.tracking import make_logger, tracking
 
 log = logging.getLogger(__name__)
 
 #: What Hydra writes into a job's dir before the task starts: a dir holding only these was made
 #: for this job and holds nothing of value yet.
-_HYDRA_FILES = {".hydra", "run.log"}
+_HYDRA_FILES = {HYDRA_DIR, RUN_LOG}
 
 
 def _hydra_dirs() -> tuple[Path, str | None]:
@@ -215,18 +215,18 @@ def train(
     :raises ConfigError: for a value outside what is allowed, before any training, W&B run or
         result file exists; the dir Hydra made for the job is removed again.
     """
-    if cfg.resume is not None and not str(cfg.resume).strip():
-        raise ConfigError(
-            f"resume={cfg.resume}",
-            "empty; give the run dir to continue (resume=outputs/DATE/TIME_...); "
-            "an unset shell variable gives this",
-        )
     sweep_name = None
     fresh_dir = None
     if run_dir is None and not (cfg.resume and not HydraConfig.initialized()):
         fresh_dir, sweep_name = _hydra_dirs()
     resume = None
     try:
+        if cfg.resume is not None and not str(cfg.resume).strip():
+            raise ConfigError(
+                f"resume={cfg.resume}",
+                "empty; give the run dir to continue (resume=outputs/DATE/TIME_...); "
+                "an unset shell variable gives this",
+            )
         if cfg.resume:
             task = overrides if overrides is not None else _task_overrides()
             resume, run, env, eval_env, model = _resume(cfg, task, fresh_dir)
@@ -335,7 +335,7 @@ def _learn(
             nan_guard = StopOnNonFinite()
             callbacks = [
                 TrainingStats(cfg.stats_freq),
-                TrainingGames(run_dir / "games.csv"),
+                TrainingGames(RunDir(run_dir).games_path),
                 evaluation,
                 *extra_callbacks,
             ]
@@ -354,7 +354,7 @@ def _learn(
             trained = model.num_timesteps >= cfg.total_timesteps
             checkpoint = checkpointer.save(model, finished=trained and evaluation.final_done)
             if trained:  # also on a stop: the training is complete, only the evaluation may lack
-                model.save(run_dir / "model.zip")
+                model.save(RunDir(run_dir).model_path)
             if stop.signum is not None and not (trained and evaluation.final_done):
                 stopped = _stop_line(stop.signum, model, checkpoint, trained, resume_hint)
                 raise SystemExit(stop.exit_code)  # W&B's run finishes with this exit code
@@ -401,12 +401,12 @@ def periodic_evaluation(
     """
     return PeriodicEvaluation(
         eval_env,
-        csv_path=run_dir / "evaluations.csv",
+        csv_path=RunDir(run_dir).evaluations_path,
         freq=cfg.eval.freq,
         episodes=cfg.eval.episodes,
         final_episodes=cfg.eval.final_episodes,
         epsilon=cfg.eval.epsilon,
-        gif_path=run_dir / "best_episode.gif" if cfg.eval.gif else None,
+        gif_path=RunDir(run_dir).gif_path if cfg.eval.gif else None,
         progress_bar=cfg.progress_bar,
         should_stop=should_stop,
         verbose=cfg.verbose,
