@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-quick format lint type check clean
+.PHONY: install run test test-quick format lint type check clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,26 @@ type: $(STAMP)
 	$(BIN)/mypy run.py custom experiments benchmarks
 
 check: lint type test
+
+BENCH_OUT ?= /tmp/valuerl_bench_quick
+QUICK := $(BIN)/python -m benchmarks
+
+bench: $(STAMP)  ## list the benchmarks and their questions
+	$(QUICK)
+
+bench-quick: $(STAMP)  ## every measuring benchmark at a small size (reports in BENCH_OUT, not docs/)
+	$(QUICK).train_step --repeats 3 --output $(BENCH_OUT)/train_step.md
+	$(QUICK).atari_env --steps 1000 --repeats 3 --output $(BENCH_OUT)/atari_env.md
+	$(QUICK).compiled_update --repeats 3 --threads 1 --output $(BENCH_OUT)/compiled_update.md
+	$(QUICK).breakout_throughput --repeats 2 --steps 200 --warmup 5 --learning-starts 300 \
+		--buffer-size 2000 --train-freqs 4 --threads 1 --output $(BENCH_OUT)/breakout_throughput.md
+	$(QUICK).framework_overhead --envs cartpole --repeats 1 --short 2000 --long 4000 \
+		--logger none --output $(BENCH_OUT)/framework_overhead.md
+	$(QUICK).replay_buffer --quick --output $(BENCH_OUT)/replay_buffer.md
+	$(QUICK).checkpoint_size --transitions 2000 --out $(BENCH_OUT)/checkpoints.md
+	$(QUICK).fast_vs_stock --seeds 0 1 2 --set total_timesteps=3000 --output $(BENCH_OUT)/fast_vs_stock/README.md
+	$(QUICK).kill_test --runs 3 --output $(BENCH_OUT)/kill_test.md
+	$(QUICK).resume_curve --total 4000 --stop-after 2000 --output $(BENCH_OUT)/resume_curve.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from omegaconf import OmegaConf
+
+from experiments.run_dir import GAMES, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "reports" / "breakout_750k.png"
@@ -58,9 +59,8 @@ class Games:
 
 def read_games(run_dir: Path) -> Games:
     """A run's ``games.csv``, labelled by its seed."""
-    seed = OmegaConf.load(run_dir / ".hydra" / "config.yaml").seed
-    with (run_dir / "games.csv").open() as file:
-        rows = list(csv.DictReader(file))
+    run = RunDir(run_dir)
+    seed, rows = run.config().seed, run.rows(GAMES)
     return Games(
         f"ours, seed {seed}",
         np.array([int(r["timesteps"]) for r in rows]),
@@ -118,8 +118,13 @@ def figure(runs: list[Games], zoo: Games, end: int) -> Figure:
     for games in [*runs, zoo]:
         keep = games.steps <= end
         dots = ax.scatter(games.steps[keep], games.scores[keep], s=2, alpha=0.25)
-        ax.plot(games.steps[keep], rolling_mean(games.scores)[keep], color=dots.get_facecolor()[0],
-                alpha=1.0, label=f"{games.label} (mean of last {ROLLING} games)")  # fmt: skip
+        ax.plot(
+            games.steps[keep],
+            rolling_mean(games.scores)[keep],
+            color=dots.get_facecolor()[0],
+            alpha=1.0,
+            label=f"{games.label} (mean of last {ROLLING} games)",
+        )
     ax.set_xlabel("env steps (zoo: estimated from frames)")
     ax.set_ylabel("training game score (whole game, raw)")
     ax.set_xlim(0, end)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.machine import cpu_name
+from benchmarks.harness import machine
 from experiments.checkpoints import MODEL, REPLAY, Checkpointer
 from experiments.config import compose_config
 from experiments.train import build
@@ -81,7 +81,7 @@ def main() -> None:
     table = "\n".join(rows)
     text = f"""# Checkpoint size and write time (Breakout, frame-once replay)
 
-`python -m benchmarks.checkpoint_size --transitions {n}` on {cpu_name()} (2 cores, shared with
+`python -m benchmarks.checkpoint_size --transitions {n}` on {machine()["cpu"]} (2 cores, shared with
 other jobs while measured, so times are upper bounds), local disk, fsync included.
 Replay filled with {n} random-policy transitions in {fill_s:.0f} s.
 

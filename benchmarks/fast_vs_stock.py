@@ -19,37 +19,29 @@ every seed's final score and the verdict (the P(fast > stock) CI contains 0.5 an
 IQM CIs overlap).
 
 ``--set`` adds run.py overrides to both sides (``--set total_timesteps=5000`` for a quick look).
-``python -m benchmarks.fast_vs_stock --stock SEED RUN_DIR [OVERRIDE ...]`` trains one stock run.
+``python -m benchmarks.fast_vs_stock --stock SEED RUN_DIR [OVERRIDE ...]`` trains one stock run
+and writes its run dir through ``RunDir`` (config, status, model), so compare counts it.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import stable_baselines3
-import torch
-from omegaconf import OmegaConf
-
-from benchmarks.breakout_throughput import command_args
-from benchmarks.machine import cpu_name, write_report
+from benchmarks.harness import Report, parser, table
 from benchmarks.stock import stock_model
 from experiments.compare import PLOT_NAME, TABLE_NAME, EnvComparison, Estimate, compare
 from experiments.config import compose_config
 from experiments.envs import make_env
+from experiments.run_dir import RunDir
 from experiments.train import periodic_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
-OUTPUT = ROOT / "docs" / "benchmarks" / "fast_vs_stock"
 SHARED = ("env=cartpole", "algo=dqn")
 #: ``algo.name`` of the stock runs in their saved config: what the comparison groups them by.
 STOCK_LABEL = "dqn_stock_sb3"
@@ -59,14 +51,16 @@ FAST_LABEL = "dqn"
 def train_stock(seed: int, run_dir: Path, extra: list[str]) -> None:
     """One stock SB3 run with run.py's config for ``seed``; a run dir that compare reads."""
     cfg = compose_config([*SHARED, *extra, f"seed={seed}", "progress_bar=false"])
+    cfg.algo.name = STOCK_LABEL
+    run = RunDir(run_dir)
+    run.write_config(cfg)
+    run.write_status("running", 0, cfg.total_timesteps)
     model = stock_model(cfg)
     eval_env = make_env(cfg, training=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
     model.learn(cfg.total_timesteps, callback=periodic_evaluation(cfg, eval_env, run_dir))
     eval_env.close()
-    cfg.algo.name = STOCK_LABEL
-    (run_dir / ".hydra").mkdir(exist_ok=True)
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=True)
+    model.save(run.model_path)
+    run.write_status("finished", model.num_timesteps, cfg.total_timesteps)
 
 
 def run(argv: list[str]) -> None:
@@ -78,9 +72,21 @@ def run(argv: list[str]) -> None:
 def train_both(seeds: list[int], jobs: int, runs: Path, extra: list[str]) -> None:
     """The fast runs as one run.py sweep, then the stock runs, ``jobs`` at a time."""
     seed_list = ",".join(map(str, seeds))
-    run([sys.executable, "run.py", "-m", *SHARED, *extra, f"seed={seed_list}", "logger=none",
-         "progress_bar=false", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}",
-         f"hydra.sweep.dir={runs / 'fast'}"])  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "run.py",
+            "-m",
+            *SHARED,
+            *extra,
+            f"seed={seed_list}",
+            "logger=none",
+            "progress_bar=false",
+            "hydra/launcher=joblib",
+            f"hydra.launcher.n_jobs={jobs}",
+            f"hydra.sweep.dir={runs / 'fast'}",
+        ]
+    )
     module = "benchmarks.fast_vs_stock"
     commands = [
         [
@@ -98,14 +104,14 @@ def train_both(seeds: list[int], jobs: int, runs: Path, extra: list[str]) -> Non
         list(pool.map(run, commands))
 
 
-def finals(runs: Path) -> dict[str, dict[int, float]]:
+def finals(runs: Path) -> dict[str, dict[int, float | None]]:
     """Final evaluation mean of every run: ``{label: {seed: score}}``."""
-    out: dict[str, dict[int, float]] = {}
-    for config in sorted(runs.glob("*/*/.hydra/config.yaml")):
-        cfg = OmegaConf.load(config)
-        with (config.parent.parent / "evaluations.csv").open() as file:
-            last = list(csv.DictReader(file))[-1]
-        out.setdefault(str(cfg.algo.name), {})[int(cfg.seed)] = float(last["mean_reward"])
+    out: dict[str, dict[int, float | None]] = {}
+    for run in (RunDir(path) for path in sorted(runs.glob("*/*"))):
+        if not run.has_config():
+            continue
+        cfg = run.config()
+        out.setdefault(str(cfg.algo.name), {})[int(cfg.seed)] = run.final_mean()
     return out
 
 
@@ -126,63 +132,42 @@ def verdict(result: EnvComparison) -> tuple[bool, list[str]]:
     return holds and overlap, lines
 
 
-def report(args: argparse.Namespace, runs: Path, result: EnvComparison, load: float) -> list[str]:
-    """README.md: command, conditions, every seed's final score, the verdict."""
-    scores = finals(runs)
-    same, reasons = verdict(result)
-    lines = [
-        "# Fast loop vs stock SB3: CartPole learning curves over seeds",
-        "",
-        f"Command: `python -m benchmarks.fast_vs_stock{command_args()}`",
-        "",
-        f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; {cpu_name()}, "
-        f"{os.cpu_count()} logical cores; 1-min load average at start: {load:.2f}",
-        f"- python {platform.python_version()}, torch {torch.__version__}, "
-        f"stable-baselines3 {stable_baselines3.__version__}",
-        f"- fast (`{FAST_LABEL}`): `python run.py {' '.join([*SHARED, *args.set])} seed=S`; stock "
-        f"(`{STOCK_LABEL}`): SB3's DQN, SB3's Adam and predict, the same config values and "
-        "evaluation (benchmarks/stock.py)",
-        "",
-        "| seed | fast final | stock final |",
-        "|---:|---:|---:|",
-    ]
-    for seed in args.seeds:
-        fast, stock = scores[FAST_LABEL][seed], scores[STOCK_LABEL][seed]
-        lines.append(f"| {seed} | {fast:.1f} | {stock:.1f} |")
-    lines += [
-        "",
-        f"Same curve within noise: **{'yes' if same else 'no'}**",
-        *reasons,
-        "",
-        f"rliable's table: [{TABLE_NAME}]({TABLE_NAME}); curves (mean over seeds, 95 % "
-        f"bootstrap band): [{PLOT_NAME}]({PLOT_NAME}).",
-    ]
-    return lines
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
-    parser.add_argument("--runs", type=Path, help="where the run dirs go (default: a temp dir)")
-    parser.add_argument("--out", type=Path, default=OUTPUT)
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="run.py overrides for both sides")  # fmt: skip
-    parser.add_argument("--stock", nargs="+", metavar="SEED RUN_DIR", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.stock is not None:
-        seed, run_dir, *extra = args.stock
-        train_stock(int(seed), Path(run_dir), extra)
-        return
-    load = os.getloadavg()[0]
-    started = time.perf_counter()
+    args = parser(__doc__, "fast_vs_stock/README.md")
+    args.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    args.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    args.add_argument("--runs", type=Path, help="where the run dirs go (default: a temp dir)")
+    args.add_argument("--set", nargs="+", default=[], help="run.py overrides for both sides")
+    args.add_argument("--stock", nargs="+", help=argparse.SUPPRESS)
+    options = args.parse_args()
+    if options.stock is not None:
+        seed, run_dir, *extra = options.stock
+        return train_stock(int(seed), Path(run_dir), extra)
+    report = Report("Fast loop vs stock SB3: CartPole learning curves over seeds")
     with tempfile.TemporaryDirectory(prefix="fast_vs_stock_") as temporary:
-        runs = (args.runs or Path(temporary)).resolve()
-        train_both(args.seeds, args.jobs, runs, args.set)
-        (result,) = compare([runs / "fast", runs / "stock"], args.out)
-        lines = report(args, runs, result, load)
-    print("\n".join(lines))
-    write_report(args.out / "README.md", lines, started)
+        runs = (options.runs or Path(temporary)).resolve()
+        train_both(options.seeds, options.jobs, runs, options.set)
+        (result,) = compare([runs / "fast", runs / "stock"], options.output.parent)
+        scores = finals(runs)
+    same, reasons = verdict(result)
+    rows = [
+        [seed, scores[FAST_LABEL].get(seed), scores[STOCK_LABEL].get(seed)]
+        for seed in options.seeds
+    ]
+    report.section(
+        f"fast: `python run.py {' '.join([*SHARED, *options.set])} seed=S`; stock: SB3's DQN, "
+        "Adam and predict with the same config values and evaluation (benchmarks/stock.py)",
+        [
+            *table(["seed", "fast final", "stock final"], rows),
+            "",
+            f"Same curve within noise: **{'yes' if same else 'no'}**",
+            *reasons,
+            "",
+            f"rliable's table: [{TABLE_NAME}]({TABLE_NAME}); curves: [{PLOT_NAME}]({PLOT_NAME}).",
+        ],
+        figures={"same": same, "finals": scores},
+    )
+    report.write(options.output)
 
 
 if __name__ == "__main__":

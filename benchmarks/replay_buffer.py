@@ -222,22 +222,45 @@ def main() -> None:
     per_transition = big_nbytes / capacity
     gib = 2**30
     results = [
-        ["bytes per stored transition", f"{per_transition:.0f} B", f"{sb3_per_transition:.0f} B",
-         f"{sb3_per_transition / per_transition:.2f}x smaller (target >= 7.8x, <= 7200 B)"],
-        [f"array memory, capacity {capacity:,}", f"{big_nbytes / gib:.2f} GiB",
-         f"{sb3_per_transition * capacity / gib:.1f} GiB (computed)", ""],
-        [f"RSS growth after filling {capacity:,}", f"{(rss_full - rss_before) / gib:.2f} GiB",
-         "", f"whole process {rss_full / gib:.2f} GiB = {rss_full / 1e9:.2f} GB (target < 8 GB)"],
+        [
+            "bytes per stored transition",
+            f"{per_transition:.0f} B",
+            f"{sb3_per_transition:.0f} B",
+            f"{sb3_per_transition / per_transition:.2f}x smaller (target >= 7.8x, <= 7200 B)",
+        ],
+        [
+            f"array memory, capacity {capacity:,}",
+            f"{big_nbytes / gib:.2f} GiB",
+            f"{sb3_per_transition * capacity / gib:.1f} GiB (computed)",
+            "",
+        ],
+        [
+            f"RSS growth after filling {capacity:,}",
+            f"{(rss_full - rss_before) / gib:.2f} GiB",
+            "",
+            f"whole process {rss_full / gib:.2f} GiB = {rss_full / 1e9:.2f} GB (target < 8 GB)",
+        ],
         ["peak RSS of the run (VmHWM)", f"{proc_status_bytes('VmHWM') / gib:.2f} GiB", "", ""],
-        [f"sample(32) latency, capacity {small:,}", f"{latency['frames'] * 1e6:.0f} us",
-         f"{latency['sb3'] * 1e6:.0f} us",
-         f"ratio {latency['frames'] / latency['sb3']:.2f} (target <= 1.5)"],
-        [f"sample(32) latency, capacity {capacity:,}", f"{big_latency * 1e6:.0f} us", "",
-         f"ratio {big_latency / latency['sb3']:.2f} to SB3 at {small:,}"],
+        [
+            f"sample(32) latency, capacity {small:,}",
+            f"{latency['frames'] * 1e6:.0f} us",
+            f"{latency['sb3'] * 1e6:.0f} us",
+            f"ratio {latency['frames'] / latency['sb3']:.2f} (target <= 1.5)",
+        ],
+        [
+            f"sample(32) latency, capacity {capacity:,}",
+            f"{big_latency * 1e6:.0f} us",
+            "",
+            f"ratio {big_latency / latency['sb3']:.2f} to SB3 at {small:,}",
+        ],
         ["add() throughput while filling", f"{capacity / fill_s:,.0f} /s", "", ""],
-        ["rows sampleable once full", f"{valid_fraction:.2%}", "100%",
-         f"{big_frames_per_row:.3f} frames written per transition"],
-    ]  # fmt: skip
+        [
+            "rows sampleable once full",
+            f"{valid_fraction:.2%}",
+            "100%",
+            f"{big_frames_per_row:.3f} frames written per transition",
+        ],
+    ]
     report = f"""# Replay buffer benchmark: FrameStackReplayBuffer vs SB3 ReplayBuffer
 
 Command: `python -m benchmarks.replay_buffer{" --quick" if args.quick else ""}`
@@ -272,15 +295,27 @@ Per-frame compression of {len(pool)} of these frames with the standard library's
 "Extra per batch" is decompressing the {N_STACK + 1} frames of each of {BATCH_SIZE}
 transitions, one at a time, compared with SB3's whole `sample(32)` above.
 
-{table(["codec", "bytes/frame", "ratio", "compress us", "decompress us",
-        "extra per batch", "1M buffer (est.)"], compression)}
+{
+        table(
+            [
+                "codec",
+                "bytes/frame",
+                "ratio",
+                "compress us",
+                "decompress us",
+                "extra per batch",
+                "1M buffer (est.)",
+            ],
+            compression,
+        )
+    }
 
 Not implemented: uncompressed, a full 1M Breakout buffer already fits in 8 GB, while
 per-frame decompression would make sampling several times slower than SB3's (the latency
 target is 1.5x; the extra 2 ms would also add about 7 % to a DQN gradient step, 28 ms on
 this machine). Worth it only to hold several 1M buffers, or 10M, on one machine; then a
 zstd or lz4 codec (a new dependency) with decompression of only the distinct frames of a batch.
-"""  # fmt: skip
+"""
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report)
     print(report)

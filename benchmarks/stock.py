@@ -7,6 +7,8 @@ helpers, the same hyperparameters, seed and torch threads as run.py's config.
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
 import torch
@@ -15,6 +17,8 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
+
+from experiments.config import compose_config
 
 #: ``dqn`` keys that stock DQN takes as they are.
 STOCK_KEYS = (
@@ -108,10 +112,35 @@ def stock_dqn(cfg: dict[str, Any], env: VecEnv) -> DQN:
     )
 
 
-def stock_model(cfg: DictConfig) -> DQN:
+def stock_model(cfg: DictConfig, env_cfg: DictConfig | None = None) -> DQN:
     """Stock SB3's DQN on the env SB3 alone builds, for run.py's composed config ``cfg``, with
-    its torch threads set as run.py sets them."""
+    its torch threads set as run.py sets them.
+
+    :param env_cfg: another config whose env SB3 builds instead (e.g. ``env=breakout_sb3``'s,
+        to train our Breakout hyperparameters on SB3's AtariWrapper)
+    """
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    if env_cfg is not None:
+        plain["env"] = OmegaConf.to_container(env_cfg.env, resolve=True)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     return stock_dqn(plain, stock_env(plain))
+
+
+def main() -> None:
+    """``python -m benchmarks.stock OVERRIDE...``: what stock SB3 would get for run.py's config
+    (JSON), or one line saying why stock SB3 cannot train it."""
+    cfg = compose_config(sys.argv[1:])
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    dqn = plain["dqn"]
+    try:
+        kwargs = {key: dqn[key] for key in STOCK_KEYS}
+        kwargs["policy_kwargs"] = stock_policy_kwargs(dqn["policy_kwargs"])
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    kwargs["exploration_fraction"] = exploration_fraction(dqn, plain["total_timesteps"])
+    print(json.dumps(kwargs))
+
+
+if __name__ == "__main__":
+    main()

@@ -258,8 +258,8 @@ class ProgressBar(ProgressBarCallback):
 
     rich redraws its bar 10 times a second by default, in a thread that renders in Python
     (holding the GIL) and writes escape codes that W&B's console capture forwards to its
-    service: that cost a CartPole run about 9 % of its env steps per second
-    (docs/benchmarks/framework_overhead.md). Twice a second is as readable.
+    service: a measurable share of a CartPole run's env steps per second
+    (docs/benchmarks/figures.md). Twice a second is as readable.
 
     :param refresh_per_second: redraws per second, of rich's display and of tqdm's count
     """

@@ -193,8 +193,9 @@ class ChannelsLastInput:
         if not (isinstance(obs, th.Tensor) and obs.dim() == 4):
             return None
         if not obs.is_contiguous(memory_format=th.channels_last):
-            # The channels as the last axis, stacked: about 2.5x faster than torch's
-            # permuting copy (``contiguous(memory_format=...)``) for a few uint8 channels.
+            # The channels as the last axis, stacked: faster than torch's permuting copy
+            # (``contiguous(memory_format=...)``) for a few uint8 channels
+            # (docs/benchmarks/figures.md).
             obs = th.stack(obs.unbind(1), dim=-1).permute(0, 3, 1, 2)
         if self.scale:  # keeps the layout; never divides the caller's own float tensor in place
             obs = obs.float() / 255.0 if obs.is_floating_point() else obs.float().div_(255.0)

@@ -208,12 +208,25 @@ class RunDir:
     def checkpoints_path(self) -> Path:
         return self.path / CHECKPOINTS
 
+    def rows(self, name: str) -> list[dict[str, str]]:
+        """Every row of one of the run's CSV files (:data:`CSV_FILES`) as text by column (empty
+        when the file is not there yet)."""
+        if name not in CSV_FILES:
+            raise ValueError(f"{name} is not one of the run dir's CSV files {CSV_FILES}")
+        path = self.path / name
+        if not path.is_file():
+            return []
+        with path.open(newline="") as file:
+            return list(csv.DictReader(file))
+
     def evaluation_rows(self) -> list[dict[str, str]]:
         """Every row of ``evaluations.csv`` as text by column (empty when there is none)."""
-        if not self.evaluations_path.is_file():
-            return []
-        with self.evaluations_path.open(newline="") as file:
-            return list(csv.DictReader(file))
+        return self.rows(EVALUATIONS)
+
+    def logged_steps(self) -> list[int]:
+        """The env step of every ``progress.csv`` row that logged one, in the order logged."""
+        column = "time/total_timesteps"
+        return [int(float(r[column])) for r in self.rows(PROGRESS) if r.get(column)]
 
     def evaluations(self) -> list[Evaluation]:
         """``(timesteps, mean_reward)`` of every evaluation, in the order they were made."""

@@ -1,7 +1,8 @@
 """Never lose a run: unique run dirs, atomic checkpoints, clean stops on signals, resume.
 
 The in-process tests call ``train`` and the checkpoint functions directly; the slow ones run
-``run.py`` as a user does and send it real signals (``benchmarks/kill_test.py``).
+``run.py`` as a user does and send it real signals (tests/kill_resume.py, which
+``benchmarks/kill_test.py`` repeats 20 times for its report).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.kill_test import CHECKPOINT_FREQ, kill_and_resume
 from custom.checkpointing import StopOnSignal
 from custom.dqn import SoftmaxDQN, TargetDQN
 from experiments.checkpoints import (
@@ -30,7 +30,9 @@ from experiments.checkpoints import (
     resumed_model,
 )
 from experiments.errors import ConfigError
+from experiments.run_dir import RunDir
 from experiments.train import build, train
+from tests.kill_resume import CHECKPOINT_FREQ, kill_and_resume
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = (
@@ -52,11 +54,6 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
-def _logged_steps(run_dir: Path) -> list[int]:
-    rows = _rows(run_dir / "progress.csv")
-    return [int(float(r["time/total_timesteps"])) for r in rows if r.get("time/total_timesteps")]
-
-
 def test_two_identical_commands_started_together_get_two_intact_run_dirs(tmp_path: Path) -> None:
     command = [sys.executable, str(ROOT / "run.py"), *QUICK, "total_timesteps=400"]
     env = {**os.environ, "WANDB_MODE": "disabled"}
@@ -71,7 +68,7 @@ def test_two_identical_commands_started_together_get_two_intact_run_dirs(tmp_pat
     for run_dir in run_dirs:
         assert TargetDQN.load(run_dir / "model.zip").num_timesteps >= 400
         assert [int(r["timesteps"]) for r in _rows(run_dir / "evaluations.csv")][-1] >= 400
-        steps = _logged_steps(run_dir)
+        steps = RunDir(run_dir).logged_steps()
         assert steps == sorted(set(steps))  # one run's rows only, none interleaved
 
 
@@ -147,7 +144,7 @@ def test_resume_with_a_larger_budget_appends_to_the_same_csv_files(
     evaluated = [int(r["timesteps"]) for r in _rows(run_dir / "evaluations.csv")]
     assert _rows(run_dir / "evaluations.csv")[: len(rows_before)] == rows_before
     assert evaluated[len(rows_before) :] == [2000, 2500]  # the original schedule goes on
-    steps = _logged_steps(run_dir)
+    steps = RunDir(run_dir).logged_steps()
     assert steps == sorted(set(steps))
     games = [int(r["timesteps"]) for r in _rows(run_dir / "games.csv")]
     assert games == sorted(set(games)) and games[-1] > 1500  # no game twice, the new ones added

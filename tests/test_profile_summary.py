@@ -1,6 +1,6 @@
-"""benchmarks.profile_summary: py-spy stacks land in the right phase of the loop."""
+"""experiments.profile_summary: py-spy stacks land in the right phase of the loop."""
 
-from benchmarks.profile_summary import OTHER, phase_of, summarise, table
+from experiments.profile_summary import OTHER, phase_of, summarise, table
 
 TRAIN = "main (run.py:23);DQN.learn (dqn.py:275);TargetDQN.train (custom/dqn.py:127)"
 

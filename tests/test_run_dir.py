@@ -144,3 +144,16 @@ def test_status_records_its_writer(tmp_path: Path) -> None:
         "RuntimeError: boom",
     )
     assert status.time >= before
+
+
+def test_csv_rows_and_logged_steps_read_any_of_the_runs_tables(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    assert run.rows("games.csv") == [] and run.logged_steps() == []
+    (tmp_path / "games.csv").write_text("timesteps,score,length\n120,3.0,400\n")
+    (tmp_path / "progress.csv").write_text(
+        "time/total_timesteps,train/loss\n64,\n,0.5\n128.0,0.4\n"
+    )
+    assert run.rows("games.csv") == [{"timesteps": "120", "score": "3.0", "length": "400"}]
+    assert run.logged_steps() == [64, 128]
+    with pytest.raises(ValueError, match="not one of"):
+        run.rows("config.yaml")

@@ -2,7 +2,7 @@
 
     py-spy record --format raw --rate 50 -o profile.txt -- \\
         python run.py env=breakout dqn.learning_starts=1000 total_timesteps=3000 ...
-    python -m benchmarks.profile_summary profile.txt
+    python -m experiments.profile_summary profile.txt
 
 Each sample's call stack is put in the first phase whose marker it contains, from the most
 specific (the gradient step's parts) to the most general (the rollout loop); what matches no

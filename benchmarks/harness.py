@@ -1,0 +1,239 @@
+"""The protocol every benchmark shares, written once: sides, interleaved repeats, paired ratios,
+the machine header and the report (markdown + JSON).
+
+A benchmark declares its sides as data and asks one question of them::
+
+    sides = [Side("stock", build_stock, time_train), Side("ours", build_ours, time_train)]
+    result = run(sides, repeats=15)
+    result.ratio("ours", "stock")   # Ratio(median=0.98, low=0.95, high=1.02)
+
+Why interleaved: on a shared machine the load drifts over seconds. Each repeat measures every
+side once, starting at a rotating position, so a drift hits all sides alike; a ratio is taken
+within one repeat (paired) and the median over repeats is reported with its range, so a report
+says how noisy it was. The 1-minute load average is recorded per repeat for the same reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
+VERSIONS = ("numpy", "torch", "stable-baselines3", "gymnasium", "ale-py")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One thing under test: how to build it once, and one measurement of what was built.
+
+    :param measure: returns one number per call (seconds per unit, or a rate); the harness
+        calls it once per repeat, plus ``warmup`` untimed calls first
+    """
+
+    name: str
+    build: Callable[[], Any]
+    measure: Callable[[Any], float]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """The median over repeats of a paired ratio, and its range over repeats."""
+
+    median: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.median:.3f} ({self.low:.3f} - {self.high:.3f})"
+
+
+@dataclass
+class Result:
+    """Every side's measurement per repeat, and the load average after each repeat."""
+
+    values: dict[str, list[float]]
+    load: list[float] = field(default_factory=list)
+    #: what each side's build returned, for what a benchmark reads off it afterwards
+    built: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.values[name])
+
+    def ratio(self, name: str, baseline: str) -> Ratio:
+        """``name / baseline`` within each repeat: median and range over repeats."""
+        pairs = [a / b for a, b in zip(self.values[name], self.values[baseline], strict=True)]
+        return Ratio(statistics.median(pairs), min(pairs), max(pairs))
+
+
+def timed(work: Callable[[Any], object], units: int = 1) -> Callable[[Any], float]:
+    """A :attr:`Side.measure` that runs ``work(built)`` and returns its seconds per unit."""
+
+    def measure(built: Any) -> float:
+        start = time.perf_counter()
+        work(built)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / units
+
+    return measure
+
+
+def run(sides: Sequence[Side], repeats: int, warmup: int = 1, log: bool = True) -> Result:
+    """Build every side, warm each up, then ``repeats`` rounds of one measurement per side."""
+    built = [side.build() for side in sides]
+    for side, obj in zip(sides, built, strict=True):
+        for _ in range(warmup):  # allocators, optimizer state, lazy initialisation, JIT
+            side.measure(obj)
+    result = Result(
+        {side.name: [] for side in sides},
+        built={s.name: b for s, b in zip(sides, built, strict=True)},
+    )
+    for repeat in range(repeats):
+        for i in [(repeat + k) % len(sides) for k in range(len(sides))]:
+            result.values[sides[i].name].append(sides[i].measure(built[i]))
+            if log:
+                value = result.values[sides[i].name][-1]
+                print(f"  repeat {repeat + 1}: {sides[i].name}: {value:.4g}", flush=True)
+        result.load.append(os.getloadavg()[0])
+    return result
+
+
+def kernel_seconds(function: Callable[[], object], min_run_time: float = 1.0) -> float:
+    """Median seconds of one call of a small function, by ``torch.utils.benchmark``."""
+    from torch.utils import benchmark
+
+    timer = benchmark.Timer(stmt="function()", globals={"function": function})
+    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+
+
+def command() -> str:
+    """How this process was started, as a report quotes it: ``python -m benchmarks.x ...``."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    name = spec.name if spec is not None else Path(sys.argv[0]).stem
+    return " ".join(["python -m", name, *sys.argv[1:]])
+
+
+def machine() -> dict[str, Any]:
+    """What a figure depends on besides the code: CPU, threads, versions, load at the start."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    versions = {"python": platform.python_version()}
+    for package in VERSIONS:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return {
+        "date": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        "cpu": f"{cpu}, {os.cpu_count()} logical cores",
+        "gpu": gpu,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "load_at_start": os.getloadavg()[0],
+    }
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """Markdown table lines; floats are written as given (format them before)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def verdict(ok: bool) -> str:
+    """A target's cell in a table."""
+    return "yes" if ok else "**no**"
+
+
+def ratio_rows(
+    result: Result, names: Sequence[str], baseline: str, scale: float = 1e3, limit: float = 0.0
+) -> list[list[str]]:
+    """Per side: its median times ``scale`` (ms for seconds), its paired ratio to ``baseline``
+    (median and range) and, with a ``limit``, whether the median ratio is at most that."""
+    rows = []
+    for name in names:
+        ratio = result.ratio(name, baseline)
+        cells = [name, f"{scale * result.median(name):.3f}", str(ratio)]
+        if limit:
+            cells.append("-" if name == baseline else verdict(ratio.median <= limit))
+        rows.append(cells)
+    return rows
+
+
+class Report:
+    """One report: markdown for people and, beside it, JSON for diffing a later run.
+
+    :param title: the question the benchmark answers
+    """
+
+    def __init__(self, title: str) -> None:
+        self.started = time.perf_counter()
+        self.header = {"command": command(), **machine()}
+        self.lines = [f"# {title}", "", f"Command: `{self.header['command']}`", ""]
+        self.data: dict[str, Any] = {}
+        versions = ", ".join(f"{k} {v}" for k, v in self.header["versions"].items())
+        self.lines += [
+            f"- {self.header['date']}; {self.header['cpu']}; GPU: {self.header['gpu']}; "
+            f"torch threads: {self.header['torch_threads']}; 1-min load at start: "
+            f"{self.header['load_at_start']:.2f}",
+            f"- {versions}; {self.header['platform']}",
+        ]
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+        print("\n".join(lines), flush=True)
+
+    def section(
+        self,
+        heading: str,
+        lines: Sequence[str],
+        result: Result | None = None,
+        figures: dict[str, Any] | None = None,
+    ) -> None:
+        """A ``##`` section; its ``result`` (raw values, loads) and ``figures`` go to the JSON."""
+        self.data[heading] = {"figures": figures or {}}
+        if result is not None:
+            self.data[heading].update(values=result.values, load=result.load)
+            low, high = min(result.load), max(result.load)
+            lines = [*lines, "", f"1-min load average per repeat: {low:.2f} - {high:.2f}"]
+        self.add("", f"## {heading}", "", *lines)
+
+    def write(self, path: Path) -> None:
+        """Write ``path`` (markdown) and ``path`` with ``.json``: header, raw values, figures."""
+        seconds = time.perf_counter() - self.started
+        self.add("", f"Total benchmark time: {seconds:.0f} s.", "")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(self.lines))
+        record = {**self.header, "seconds": seconds, "sections": self.data}
+        path.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+        print(f"wrote {path} and {path.with_suffix('.json').name}")
+
+
+def parser(doc: str | None, output: str, repeats: int | None = None) -> argparse.ArgumentParser:
+    """The arguments every benchmark takes: ``--output`` (docs/benchmarks/ by default) and, for
+    a timing, ``--repeats``."""
+    parsed = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parsed.add_argument("--output", type=Path, default=DOCS / output)
+    if repeats is not None:
+        parsed.add_argument("--repeats", type=int, default=repeats)
+    return parsed
