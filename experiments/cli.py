@@ -12,7 +12,6 @@ ours, still shows its full traceback; so does everything when the user sets
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,7 +92,7 @@ def user_error(error: BaseException) -> str | None:
     if isinstance(error, MissingConfigException):
         return _missing_config(error)
     if isinstance(error, OverrideParseException):
-        return _parse_error(str(error))
+        return _parse_error(error)
     cause = error.__cause__
     if isinstance(error, ConfigCompositionException) and isinstance(cause, OmegaConfBaseException):
         return _omegaconf_error(cause)
@@ -119,19 +118,17 @@ def _missing_config(error: MissingConfigException) -> str:
     return first_line(str(error))
 
 
-def _parse_error(message: str) -> str:
-    """Hints instead of parser jargon for the usual slips: a stray comma, spaces around '='."""
-    quoted = re.search(r"Error parsing override '(.*)'", message)
-    override = quoted.group(1) if quoted else None
-    if "missing EQUAL" in message:
+def _parse_error(error: OverrideParseException) -> str:
+    """Hints instead of parser jargon for the usual slips, read off the override itself."""
+    override = error.override
+    if "=" not in override:  # `env = cartpole` reaches Hydra as `env`, `=`, `cartpole`
         return f"{override}: not a key=value override; write key=value with no spaces around '='"
-    if "mismatched input '<EOF>'" in message:
-        dangling = [arg for arg in sys.argv[1:] if arg.endswith(",")]
+    if override.rstrip().endswith(","):
         return (
-            f"{override or (dangling or ['an override'])[0]}: ends with a comma; a comma "
-            "separates the values of a sweep (python run.py -m key=a,b), so drop the last one"
+            f"{override}: ends with a comma; a comma separates the values of a sweep "
+            "(python run.py -m key=a,b), so drop the last one"
         )
-    return f"{override or 'an override'}: cannot be parsed ({first_line(message)})"
+    return f"{override}: cannot be parsed ({first_line(error.message)})"
 
 
 def _omegaconf_error(error: OmegaConfBaseException) -> str:

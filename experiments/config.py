@@ -294,6 +294,8 @@ _POSITIVE = Rule(lambda v: v > 0, "> 0")
 _NON_NEGATIVE = Rule(lambda v: v >= 0, ">= 0")
 _UNIT = Rule(lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 _DISCOUNT = Rule(lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+#: tau 0 would never move the target network: a run that learns against its initial weights
+_SOFT_UPDATE = Rule(lambda v: 0.0 < v <= 1.0, "in (0, 1] (0 never updates the target network)")
 _SEED = Rule(lambda v: 0 <= v < 2**32 - EVAL_SEED_OFFSET, f"in [0, {2**32 - EVAL_SEED_OFFSET})")
 
 #: key -> rule; a key that is absent or null (another family's block, an unset option) is skipped.
@@ -331,7 +333,7 @@ _RULES: dict[str, Rule] = {
     "dqn.gradient_steps": _POSITIVE,
     "dqn.target_update_interval": _POSITIVE,
     "dqn.learning_starts": _NON_NEGATIVE,
-    "dqn.tau": _UNIT,
+    "dqn.tau": _SOFT_UPDATE,
     "dqn.exploration_fraction": _UNIT,
     "dqn.exploration_initial_eps": _UNIT,
     "dqn.exploration_final_eps": _UNIT,
