@@ -376,7 +376,7 @@ def validate(cfg: DictConfig) -> None:
         require_one_of("dqn.loss", cfg.dqn.loss, LOSSES)
     if spec.replay:
         _check_replay(cfg)
-    _check_device(str(cfg.device))
+    check_device(str(cfg.device))
     check_logger(cfg.logger)
 
 
@@ -493,7 +493,7 @@ def _check_replay(cfg: DictConfig) -> None:
             )
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
     """A device torch knows, and one this machine has (``auto`` always works)."""
     kind = device.split(":")[0]
     require_one_of("device", kind, _DEVICES)

@@ -4,9 +4,11 @@ Every message reads ``<key or thing>: <what is wrong and what is allowed>``; ``r
 it as ``error: <message>`` and exits with status 1, without a traceback.
 """
 
+import argparse
 import re
 import shlex
 from collections.abc import Iterable
+from typing import NoReturn
 
 
 class ConfigError(ValueError):
@@ -39,3 +41,10 @@ def shell_override(key: str, value: object) -> str:
     if not re.fullmatch(r"[\w/.:+-]+", text, re.ASCII):
         text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return shlex.quote(f"{key}={text}")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose bad command line is a :class:`ConfigError` (one line), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(self.prog, message)

@@ -16,6 +16,7 @@ newest checkpoint, for a run still training or stopped. A bad input is one line,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,16 +25,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from custom.evaluation import play_games, save_gif
+from custom.evaluation import play_games, rgb_frames_problem, save_gif
 from experiments.checkpoints import MODEL, load_config, load_model, read_state
 from experiments.cli import one_line_errors
+from experiments.config import check_device
 from experiments.envs import make_env
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, OneLineParser
 from experiments.run_dir import RunDir
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m experiments.evaluate",
         description="Play whole games with a run's agent and print the scores.",
     )
@@ -75,6 +77,21 @@ def _model_and_config(run_dir: Path, which: str | None) -> tuple[Path, DictConfi
     return final, run.config()
 
 
+def _check_gif_path(path: Path, cfg: DictConfig) -> None:
+    """``--gif PATH`` can be written and the env can film its games: one line before any game."""
+    subject = f"--gif {path}"
+    folder = path.expanduser().parent
+    if path.is_dir():
+        raise ConfigError(subject, "is a directory; give a file name ending in .gif")
+    if not folder.is_dir():
+        raise ConfigError(subject, f"{folder} is not an existing directory")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(subject, f"permission denied: cannot write in {folder}")
+    problem = rgb_frames_problem(lambda: make_env(cfg, training=False))
+    if problem is not None:
+        raise ConfigError(subject, f"this env cannot film its games: {problem}")
+
+
 def histogram(scores: np.ndarray, bins: int = 10, width: int = 40) -> list[str]:
     """Text histogram lines of ``scores``: range, count and a bar."""
     counts, edges = np.histogram(scores, bins=min(bins, max(len(np.unique(scores)), 1)))
@@ -91,8 +108,13 @@ def evaluate(args: argparse.Namespace) -> np.ndarray:
         raise ConfigError(f"--episodes={args.episodes}", "must be > 0")
     if not 0.0 <= args.epsilon <= 1.0:
         raise ConfigError(f"--epsilon={args.epsilon}", "must be in [0, 1]")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"--seed={args.seed}", "must be >= 0")
+    check_device(args.device)
     run_dir = Path(args.run_dir).expanduser()
     model_path, cfg = _model_and_config(run_dir, args.checkpoint)
+    if args.gif is not None:
+        _check_gif_path(args.gif, cfg)
     if args.seed is not None:
         cfg.seed = args.seed
     if cfg.get("torch_threads"):
@@ -128,9 +150,8 @@ def evaluate(args: argparse.Namespace) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
-    args = _parser().parse_args(argv)
     with one_line_errors():
-        evaluate(args)
+        evaluate(_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def test_a_gif_of_an_env_that_cannot_render_here_is_one_line(finished_run: Path,
         import pygame  # noqa: F401
     except ImportError:
         message = _error([str(finished_run), "--episodes", "1", "--gif", str(gif)])
-        assert message.startswith(f"error: --gif {gif}: this env cannot render here:")
+        assert message.startswith(f"error: --gif {gif}: this env cannot film its games:")
         assert not gif.exists()
     else:
         main([str(finished_run), "--episodes", "1", "--gif", str(gif)])
@@ -124,6 +124,17 @@ def test_the_command_line_prints_one_line_and_exits_1(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: no such directory"]
+
+
+def test_bad_options_are_one_line_before_any_game(finished_run: Path, tmp_path: Path) -> None:
+    run = str(finished_run)
+    assert "invalid int value: 'abc'" in _error([run, "--episodes", "abc"])
+    assert _error([run, "--seed", "-1"]) == "error: --seed=-1: must be >= 0"
+    missing = tmp_path / "nope" / "best.gif"
+    assert _error([run, "--gif", str(missing)]) == (
+        f"error: --gif {missing}: {missing.parent} is not an existing directory"
+    )
+    assert "is a directory" in _error([run, "--gif", str(tmp_path)])
 
 
 def test_histogram_counts_every_score() -> None:
