@@ -1,4 +1,4 @@
-"""TD losses on the Q-value of the action taken: SB3's smooth L1 and the reference agent's.
+"""TD losses on the Q-value of the action taken: SB3's smooth L1, the reference agent's, MSE.
 
 Every loss takes ``current_q`` (Q(s, a) of the taken actions, with grad) and ``target_q`` (the
 TD targets, no grad), both of shape (batch, 1), and returns a scalar: the mean over the batch,
@@ -69,7 +69,21 @@ def reference_huber(
     return _weighted_mean(th.where(linear > 1.0, linear, 0.5 * delta.square()), weights)
 
 
-LOSSES: dict[str, LossFn] = {"smooth_l1": smooth_l1, "reference": reference_huber}
+def mse(current_q: th.Tensor, target_q: th.Tensor, weights: th.Tensor | None = None) -> th.Tensor:
+    """Dopamine's JAX DQN loss (``loss_type="mse"``, its default): the mean squared TD error.
+
+    No factor 1/2, as in Dopamine's ``losses.mse_loss``: the MinAtar protocol of Revisiting
+    Rainbow (Obando-Ceron & Castro, 2021) trains with it, and its gradient is then ``2 d``.
+
+    :param current_q: Q(s, a) of the taken actions, (batch, 1)
+    :param target_q: TD targets, (batch, 1)
+    :param weights: per-sample weights, (batch, 1), or None
+    :return: the (weighted) mean loss over the batch
+    """
+    return _weighted_mean(F.mse_loss(current_q, target_q, reduction="none"), weights)
+
+
+LOSSES: dict[str, LossFn] = {"smooth_l1": smooth_l1, "reference": reference_huber, "mse": mse}
 """Loss name (``TargetDQN(loss=...)``) -> loss function."""
 
 

@@ -1,4 +1,4 @@
-"""DQN policies with an optional dueling head and an optional reference Q-network.
+"""DQN policies with an optional dueling head and an optional reference or MinAtar Q-network.
 
 Dueling: ``Q(s, a) = V(s) + A(s, a) - mean_b A(s, b)`` (Wang et al., 2016): a value stream and
 an advantage stream on the shared features; subtracting the mean advantage makes V and A
@@ -9,11 +9,17 @@ Reference network: the Keras Q-network of the reference Breakout agent (seed 000
 plus a Glorot-initialised output layer. It differs from SB3's ``NatureCNN`` head only in its
 initialisers and the convolutions' missing biases.
 
+MinAtar network: the Q-network of Young & Tian (2019), MinAtar's ``examples/dqn.py``, as
+:class:`MinAtarCNN` (one 3x3 convolution of 16 channels, stride 1, and a dense layer of 128,
+ReLU after each) plus a linear output layer, all with torch's default initialisation as there.
+The Nature CNN's first 8x8 stride-4 convolution leaves nothing of a 10x10 MinAtar grid.
+
 How to select them: the policies here are SB3's DQN policies plus two keyword arguments,
 ``dueling: bool = False`` and ``network: str = "sb3"`` (``"sb3"``: SB3's NatureCNN / MLP
-features; ``"reference"``: the reference network). :class:`custom.dqn.TargetDQN` (and so
-every algorithm in :mod:`custom.dqn`) resolves the usual policy names ``"MlpPolicy"``,
-``"CnnPolicy"`` and ``"MultiInputPolicy"`` to them, so either is just a policy keyword::
+features; ``"reference"``: the reference network; ``"minatar"``: the MinAtar network).
+:class:`custom.dqn.TargetDQN` (and so every algorithm in :mod:`custom.dqn`) resolves the
+usual policy names ``"MlpPolicy"``, ``"CnnPolicy"`` and ``"MultiInputPolicy"`` to them, so
+either is just a policy keyword::
 
     DoubleDQN("CnnPolicy", env, policy_kwargs=dict(network="reference", dueling=True))
 
@@ -41,8 +47,11 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-NETWORKS = ("sb3", "reference")
+NETWORKS = ("sb3", "reference", "minatar")
 """Values of the policy keyword ``network``."""
+
+#: The smallest image side the reference network's three convolutions (8/4, 4/2, 3/1) accept.
+REFERENCE_MIN_SIDE = 36
 
 
 def he_normal_(weight: th.Tensor) -> None:
@@ -81,6 +90,15 @@ class ReferenceCNN(BaseFeaturesExtractor):
         features_dim: int = 512,
         normalized_image: bool = False,
     ) -> None:
+        if isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3:
+            side = min(observation_space.shape[1:])
+            if side < REFERENCE_MIN_SIDE:
+                raise ValueError(
+                    f"network='reference' needs images of at least {REFERENCE_MIN_SIDE}x"
+                    f"{REFERENCE_MIN_SIDE} (its convolutions 8/4, 4/2, 3/1), got "
+                    f"{observation_space.shape[1]}x{observation_space.shape[2]}; on MinAtar "
+                    "use network=minatar"
+                )
         if not isinstance(observation_space, spaces.Box) or not is_image_space(
             observation_space, check_channels=False, normalized_image=normalized_image
         ):
@@ -114,6 +132,53 @@ class ReferenceCNN(BaseFeaturesExtractor):
         :return: features
         """
         return self.linear(self.cnn(observations))
+
+
+class MinAtarCNN(BaseFeaturesExtractor):
+    """Young & Tian's (2019) MinAtar torso: conv 16x3x3/1, ReLU, flatten, dense 128, ReLU.
+
+    MinAtar observations are 0/1 grids, one channel per kind of object, so they are used as
+    they are: no division by 255 (SB3 divides only uint8 Boxes bounded by 255, and a MinAtar
+    space is bounded by 1).
+
+    :param observation_space: a channel-first grid (C, H, W), at least 3x3
+    :param features_dim: width of the dense layer (128 in the paper)
+    """
+
+    def __init__(self, observation_space: spaces.Space, features_dim: int = 128) -> None:
+        shape = observation_space.shape
+        if not isinstance(observation_space, spaces.Box) or shape is None or len(shape) != 3:
+            raise ValueError(
+                "network='minatar' needs channel-first grid observations, a Box (C, H, W); "
+                f"got {observation_space}"
+            )
+        if min(shape[1:]) < 3:
+            raise ValueError(f"network='minatar' needs grids of at least 3x3, got {shape}")
+        super().__init__(observation_space, features_dim)
+        channels, height, width = shape
+        self.cnn = nn.Sequential(
+            nn.Conv2d(channels, 16, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.linear = nn.Sequential(
+            nn.Linear(16 * (height - 2) * (width - 2), features_dim), nn.ReLU()
+        )
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        """Features of 0/1 grids, (batch, features_dim).
+
+        :param observations: grids, (batch, C, H, W), as floats
+        :return: features
+        """
+        return self.linear(self.cnn(observations))
+
+
+#: ``network`` -> the features extractor it builds (``"sb3"`` keeps the policy's own).
+_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
+    "reference": ReferenceCNN,
+    "minatar": MinAtarCNN,
+}
 
 
 def init_reference_head_(q_net: QNetwork) -> None:
@@ -150,26 +215,33 @@ def check_policy_keywords(dueling: object, network: object, channels_last: objec
         )
 
 
-def reference_layout(
-    features_extractor_class: type[BaseFeaturesExtractor] | None, net_arch: list[int] | None
+def network_layout(
+    network: str,
+    features_extractor_class: type[BaseFeaturesExtractor] | None,
+    net_arch: list[int] | None,
 ) -> tuple[type[BaseFeaturesExtractor], list[int]]:
-    """Extractor and head layers of ``network="reference"``; refuses anything that changes them.
+    """Extractor and head layers of a published network; refuses anything that changes them.
 
-    :param features_extractor_class: None or :class:`ReferenceCNN` (what a saved policy passes)
+    Both published networks end in a dense layer and the output layer, so the head is the
+    output layer alone (of each stream when dueling).
+
+    :param network: ``"reference"`` or ``"minatar"``
+    :param features_extractor_class: None or the network's own (what a saved policy passes)
     :param net_arch: None or [] (the head is the output layer alone)
-    :return: ``(ReferenceCNN, [])``
+    :return: ``(its extractor class, [])``
     """
-    if features_extractor_class not in (None, ReferenceCNN):
+    extractor = _EXTRACTORS[network]
+    if features_extractor_class not in (None, extractor):
         raise ValueError(
-            "network='reference' builds its own features extractor: drop "
+            f"network={network!r} builds its own features extractor: drop "
             f"features_extractor_class={features_extractor_class!r}"
         )
     if net_arch:
         raise ValueError(
-            "network='reference' has a fixed head (the output layer after its dense 512): "
+            f"network={network!r} has a fixed head (the output layer after its dense layer): "
             f"drop net_arch={net_arch!r}"
         )
-    return ReferenceCNN, []
+    return extractor, []
 
 
 class ChannelsLastInput:
@@ -269,8 +341,9 @@ class QPolicy(DQNPolicy):
     :param optimizer_class: optimizer class
     :param optimizer_kwargs: optimizer keyword arguments, excluding the learning rate
     :param dueling: use :class:`DuelingQNetwork` instead of SB3's ``QNetwork`` (a bool)
-    :param network: ``"sb3"`` (SB3's features and head, as configured) or ``"reference"``
-        (:class:`ReferenceCNN` and a Glorot-initialised output layer; takes no ``net_arch``)
+    :param network: ``"sb3"`` (SB3's features and head, as configured), ``"reference"``
+        (:class:`ReferenceCNN` and a Glorot-initialised output layer) or ``"minatar"``
+        (:class:`MinAtarCNN` and an output layer); the last two take no ``net_arch``
     :param channels_last: store the convolution weights channels-last (NHWC) and feed them
         images in that layout (:class:`ChannelsLastInput`), so that the convolutions and their
         gradients run in it: the same function to float rounding, and on a CPU a faster
@@ -297,9 +370,9 @@ class QPolicy(DQNPolicy):
         channels_last: bool = False,
     ) -> None:
         check_policy_keywords(dueling, network, channels_last)
-        if network == "reference":
-            features_extractor_class, net_arch = reference_layout(
-                features_extractor_class, net_arch
+        if network in _EXTRACTORS:
+            features_extractor_class, net_arch = network_layout(
+                network, features_extractor_class, net_arch
             )
         elif features_extractor_class is None:
             features_extractor_class = self.default_features_extractor_class

@@ -36,7 +36,7 @@ from experiments.algos import (
     replay_buffer_class,
     resolve_step_schedules,
 )
-from experiments.envs import EVAL_SEED_OFFSET, wrapper_options
+from experiments.envs import EVAL_SEED_OFFSET, ensure_registered, wrapper_options
 from experiments.errors import ConfigError, require_one_of
 from experiments.run_dir import config_differences
 from experiments.tracking import check_logger
@@ -128,7 +128,8 @@ class DQNParams(CommonParams):
     ``exploration_fraction`` of ``total_timesteps`` at launch, saved as steps (a resume with a
     larger budget continues it rather than rewinding it).
     Algorithms that do not act epsilon-greedily (softmax) ignore the ``exploration_*`` values.
-    ``loss`` is SB3's ``smooth_l1`` or the reference agent's (``custom.losses``).
+    ``loss`` is SB3's ``smooth_l1``, the reference agent's, or Dopamine's ``mse``
+    (``custom.losses``).
     ``compile`` runs the gradient update's networks under ``torch.compile`` (the same update to
     float rounding; eager where compilation fails).
     """
@@ -424,8 +425,10 @@ def _check_family(cfg: DictConfig, spec: AlgoSpec) -> None:
 
 
 def _check_env(cfg: DictConfig) -> None:
-    """The env id exists (with a did-you-mean) and its wrapper options are known."""
+    """The env id exists (with a did-you-mean, MinAtar's ids included) and its wrapper options
+    are known."""
     env_id = cfg.env.id
+    ensure_registered(env_id)
     if env_id not in gym.registry:
         near = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = f"did you mean {' or '.join(near)}?" if near else "see gymnasium.pprint_registry()"

@@ -1,4 +1,4 @@
-"""Config -> SB3 VecEnv, for all three environments.
+"""Config -> SB3 VecEnv, for every env suite (toy text, classic control, Atari, MinAtar).
 
 SB3's ``make_vec_env`` puts its ``Monitor`` innermost, right on the raw env, so every score
 reported (rollout/ep_rew_mean, evaluation) is the raw return of a whole game, whatever the
@@ -18,9 +18,14 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from custom.atari_wrappers import AtariOptions, atari_make_kwargs, wrap_atari
+from custom.minatar_wrappers import RgbFrames, channels_first
 from experiments.errors import ConfigError, require_one_of
 
 gym.register_envs(ale_py)
+
+#: MinAtar's gymnasium ids start with this (``MinAtar/Breakout-v0``).
+MINATAR_PREFIX = "MinAtar/"
+MINATAR_INSTALL = "pip install 'minatar>=1.0.15,<2'"
 
 #: Evaluation envs get their own seeds, so they never replay the training env's games.
 EVAL_SEED_OFFSET = 10_000
@@ -49,11 +54,49 @@ def _reference_atari(env: gym.Env, training: bool, **options: Any) -> gym.Env:
     return wrap_atari(env, AtariOptions(**options), training=training)
 
 
+def _minatar(env: gym.Env, training: bool) -> gym.Env:
+    """MinAtar grids channel-first and frames a GIF can take (custom/minatar_wrappers.py);
+    training and evaluation alike, since MinAtar has no lives and its rewards need no clipping."""
+    return channels_first(RgbFrames(env))
+
+
+def register_minatar() -> bool:
+    """Register MinAtar's gymnasium ids, once; False when the ``minatar`` package is missing.
+
+    gymnasium 1.0 stopped loading plugins' entry points, so ``gym.make("MinAtar/...")`` fails
+    until ``minatar.gym.register_envs()`` has run. Importing ``minatar.gym`` takes seconds
+    (it imports matplotlib, seaborn and pandas), so this runs only for an id not registered
+    yet, never for the other suites' envs.
+    """
+    if f"{MINATAR_PREFIX}Breakout-v0" in gym.registry:
+        return True
+    try:
+        from minatar.gym import register_envs
+    except ImportError:
+        return False
+    register_envs()
+    return True
+
+
+def ensure_registered(env_id: str) -> None:
+    """Make ``env_id`` known to gymnasium where a plugin provides it (MinAtar).
+
+    :raises ConfigError: for a MinAtar id when the ``minatar`` package is not installed
+    """
+    if env_id in gym.registry:
+        return
+    if not register_minatar() and env_id.lower().startswith(MINATAR_PREFIX.lower()):
+        raise ConfigError(
+            f"env.id={env_id}", f"MinAtar games need the minatar package: {MINATAR_INSTALL}"
+        )
+
+
 #: ``env.wrapper`` name -> factory taking (env, training, **env.wrapper_kwargs).
 WRAPPERS: dict[str, WrapperFactory | None] = {
     "none": None,
     "sb3_atari": _sb3_atari,
     "atari": _reference_atari,
+    "minatar": _minatar,
 }
 
 
@@ -93,6 +136,7 @@ def make_env(cfg: DictConfig, training: bool) -> VecEnv:
     :return: a seeded VecEnv with a Monitor innermost in every sub-env.
     """
     env_cfg = cfg.env
+    ensure_registered(env_cfg.id)
     options = wrapper_options(env_cfg)
     factory = WRAPPERS[env_cfg.wrapper]
     vec_env = make_vec_env(

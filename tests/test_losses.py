@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from custom.losses import LOSSES, loss_function, reference_huber, smooth_l1
+from custom.losses import LOSSES, loss_function, mse, reference_huber, smooth_l1
 
 
 def numpy_reference_huber(delta: np.ndarray) -> np.ndarray:
@@ -78,8 +78,20 @@ def test_reference_loss_gradient_is_delta_then_sign() -> None:
 def test_loss_function_names() -> None:
     assert loss_function("smooth_l1") is smooth_l1
     assert loss_function("reference") is reference_huber
-    with pytest.raises(ValueError, match=r"loss must be one of 'smooth_l1', 'reference'; got 'l2'"):
+    assert loss_function("mse") is mse
+    with pytest.raises(
+        ValueError, match=r"loss must be one of 'smooth_l1', 'reference', 'mse'; got 'l2'"
+    ):
         loss_function("l2")
+
+
+def test_mse_is_dopamines_mean_squared_td_error_without_a_half() -> None:
+    delta = np.array([0.5, -2.0, 3.0], dtype=np.float32)
+    assert _loss("mse", delta) == pytest.approx(float((delta**2).mean()))
+    current = torch.zeros(3, 1, requires_grad=True)
+    mse(current, torch.as_tensor(delta).reshape(-1, 1)).backward()
+    assert current.grad is not None
+    np.testing.assert_allclose(current.grad.flatten().numpy(), -2.0 * delta / 3, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
@@ -90,7 +102,9 @@ def test_weighted_loss_is_the_mean_of_weighted_per_sample_losses(name: str) -> N
     weights = rng.uniform(0.1, 1.0, size=(64, 1)).astype(np.float32)
     delta = target - current
     huber = np.where(np.abs(delta) < 1, 0.5 * delta**2, np.abs(delta) - 0.5)
-    per_sample = {"smooth_l1": huber, "reference": numpy_reference_huber(delta)}[name]
+    per_sample = {"smooth_l1": huber, "reference": numpy_reference_huber(delta), "mse": delta**2}[
+        name
+    ]
     current_t = torch.as_tensor(current, dtype=torch.float32).requires_grad_()
     got = LOSSES[name](current_t, torch.as_tensor(target), torch.as_tensor(weights))
     np.testing.assert_allclose(float(got.detach()), (weights * per_sample).mean(), rtol=1e-6)

@@ -1,4 +1,5 @@
-"""custom.policies: the optional dueling head, the reference network, channels-last layout."""
+"""custom.policies: the optional dueling head, the reference and MinAtar networks, channels-last
+layout."""
 
 import math
 from pathlib import Path
@@ -14,8 +15,8 @@ from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
 from torch.nn import functional as F
 
-from custom.dqn import DoubleDQN, SoftmaxDQN, TargetDQN
-from custom.policies import CnnQPolicy, DuelingQNetwork, QPolicy, ReferenceCNN
+from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
+from custom.policies import CnnQPolicy, DuelingQNetwork, MinAtarCNN, QPolicy, ReferenceCNN
 
 
 class _FakeBreakout(gym.Env[np.ndarray, np.int64]):
@@ -333,3 +334,124 @@ def test_channels_last_never_scales_a_float_input_in_place() -> None:
     with torch.no_grad():
         torch.testing.assert_close(model.q_net(obs), plain.q_net(obs), rtol=1e-5, atol=1e-6)
     assert torch.equal(obs, before)
+
+
+class _FakeMinAtarBreakout(gym.Env[np.ndarray, np.int64]):
+    """MinAtar Breakout's shapes only: (4, 10, 10) 0/1 uint8 grids, MinAtar's 6 actions."""
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
+        self.action_space = gym.spaces.Discrete(6)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple:
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action: np.int64) -> tuple:
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+def _minatar(cls: type[TargetDQN] = TargetDQN, **policy_kwargs: Any) -> TargetDQN:
+    return cls(
+        "MlpPolicy",
+        _FakeMinAtarBreakout(),
+        buffer_size=10,
+        policy_kwargs=dict(network="minatar", **policy_kwargs),
+    )
+
+
+def test_minatar_parameter_count_equals_the_published_network() -> None:
+    # Young & Tian (2019), examples/dqn.py, on Breakout: input 10x10x4, 6 actions.
+    #   conv 16x3x3/1: 4*16*9 + 16       =     592  -> 8x8x16 = 1,024 features
+    #   dense 128:     16*8*8*128 + 128  = 131,200
+    #   output 6:      128*6 + 6         =     774
+    #   total                            = 132,566
+    expected = (4 * 16 * 9 + 16) + (16 * 8 * 8 * 128 + 128) + (128 * 6 + 6)
+    assert expected == 132_566
+    model = _minatar()
+    for net in (model.q_net, model.q_net_target):
+        assert sum(p.numel() for p in net.parameters()) == expected
+        assert isinstance(net.features_extractor, MinAtarCNN)
+    (conv,) = _convs(model.q_net)
+    assert (conv.out_channels, conv.kernel_size, conv.stride) == (16, (3, 3), (1, 1))
+
+
+@pytest.mark.parametrize("cls", [TargetDQN, DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN])
+def test_minatar_forward_gives_one_q_value_per_action_for_every_variant(cls) -> None:
+    model = _minatar(cls)
+    obs = np.stack([model.observation_space.sample() for _ in range(5)])
+    with torch.no_grad():
+        assert model.q_net(model.policy.obs_to_tensor(obs)[0]).shape == (5, 6)
+    assert model.predict(obs, deterministic=True)[0].shape == (5,)
+
+
+def test_minatar_grids_are_not_divided_by_255() -> None:
+    model = _minatar()
+    ones = np.ones((1, 4, 10, 10), np.uint8)
+    extractor = model.q_net.features_extractor
+    with torch.no_grad():
+        features = model.q_net.extract_features(model.policy.obs_to_tensor(ones)[0], extractor)
+        assert torch.equal(features, extractor(torch.ones(1, 4, 10, 10)))
+
+
+def test_minatar_dueling_has_two_output_streams_on_the_dense_128() -> None:
+    model = _minatar(dueling=True)
+    net = _dueling(model)
+    assert [(m.in_features, m.out_features) for m in net.value_stream] == [(128, 1)]
+    assert [(m.in_features, m.out_features) for m in net.advantage_stream] == [(128, 6)]
+    torso = (4 * 16 * 9 + 16) + (16 * 8 * 8 * 128 + 128)
+    assert sum(p.numel() for p in net.parameters()) == torso + (128 + 1) + (128 * 6 + 6)
+    obs = model.policy.obs_to_tensor(np.stack([model.observation_space.sample()] * 3))[0]
+    with torch.no_grad():
+        assert net(obs).shape == (3, 6)
+
+
+def test_minatar_network_round_trips(tmp_path: Path) -> None:
+    model = _minatar(DoubleDQN, dueling=True)
+    model.save(tmp_path / "model.zip")
+    loaded = DoubleDQN.load(tmp_path / "model.zip")
+    assert loaded.policy.network == "minatar"
+    obs = model.policy.obs_to_tensor(model.observation_space.sample()[None])[0]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.q_net(obs), model.q_net(obs))
+
+
+@pytest.mark.parametrize(
+    ("policy_kwargs", "message"),
+    [
+        (dict(net_arch=[64]), "fixed head"),
+        (dict(features_extractor_class=NatureCNN), "builds its own features extractor"),
+    ],
+)
+def test_minatar_refuses_changes_to_its_layers(policy_kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _minatar(**policy_kwargs)
+
+
+def test_minatar_needs_grids() -> None:
+    with pytest.raises(ValueError, match="needs channel-first grid observations"):
+        TargetDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(network="minatar"))
+
+
+def test_reference_network_on_a_minatar_grid_says_it_is_too_small() -> None:
+    with pytest.raises(
+        ValueError, match=r"at least 36x36.*got 10x10; on MinAtar use network=minatar"
+    ):
+        TargetDQN(
+            "MlpPolicy",
+            _FakeMinAtarBreakout(),
+            buffer_size=10,
+            policy_kwargs=dict(network="reference"),
+        )
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_minatar_channels_last_computes_the_same_q_values(dueling: bool) -> None:
+    # The DQN family turns channels_last on (conf/family/dqn.yaml), for MinAtar grids too.
+    nchw = _minatar(dueling=dueling)
+    nhwc = _minatar(dueling=dueling, channels_last=True)
+    nhwc.policy.load_state_dict(nchw.policy.state_dict())
+    grids = np.stack([nchw.observation_space.sample() for _ in range(8)])
+    obs = nchw.policy.obs_to_tensor(grids)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc.q_net(obs), nchw.q_net(obs), rtol=1e-5, atol=1e-6)
