@@ -19,7 +19,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from experiments.config import CONF_DIR, compose_config
+from experiments.config import CONF_DIR, compose_config, effective_config
 from experiments.errors import ConfigError
 from experiments.run_dir import Evaluation, RunDir
 from experiments.sweeps import EvaluationPruning, refuse_changed_job, sweep_dir_override
@@ -214,7 +214,7 @@ def test_a_job_whose_dir_ran_other_values_fails_and_keeps_its_record(tmp_path: P
     """The check inside a job, for sweepers that draw their jobs as they go (Optuna)."""
     run_dir = RunDir(tmp_path / "3_cartpole_dqn_seed0")
     ran = compose_config([*SHORT, "dqn.learning_rate=0.0023"])
-    run_dir.write_config(ran)
+    run_dir.write_config(effective_config(ran))  # what a run writes
     run_dir.evaluations_path.write_text("timesteps,episodes,mean_reward\n1500,2,31.5\n")
     (run_dir / "job_status.json").write_text(json.dumps({"overrides": ["seed=0"]}))
     # What Hydra writes as the job starts, before any code of ours runs.

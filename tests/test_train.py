@@ -166,11 +166,13 @@ def test_a_ppo_runs_wandb_config_holds_no_dqn_keys(tmp_path: Path) -> None:
 def test_flush_denormal_sets_the_cpu_mode_before_the_model_is_built(
     compose_config, flush: bool
 ) -> None:
-    tiny = torch.tensor([1e-39])  # a float32 denormal: 0 once flushed, as an input or a result
     try:
         env, eval_env, _ = build(compose_config(f"flush_denormal={flush}", *SHORT["dqn"]))
         env.close()
         eval_env.close()
+        # Made after the build: converting 1e-39 to float32 is itself flushed when the mode is
+        # on, so a tensor made before would carry an earlier test's mode.
+        tiny = torch.tensor([1e-39])  # a float32 denormal: 0 once flushed
         assert bool((tiny * 0.5).item() == 0.0) is flush
     finally:
         torch.set_flush_denormal(False)  # the process default, for the tests that follow
