@@ -100,6 +100,12 @@ def user_error(error: BaseException) -> str | None:
         return _omegaconf_error(error)
     if isinstance(error, HydraException):
         return first_line(str(error))
+    if isinstance(error, OSError) and error.filename is not None:
+        # Hydra makes the run dir before any code of ours runs: an unwritable hydra.run.dir.
+        return (
+            f"{error.filename}: cannot be created or written ({error.strerror}); choose a writable "
+            "place for it (hydra.run.dir, hydra.sweep.dir, or run from a writable folder)"
+        )
     return None
 
 

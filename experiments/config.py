@@ -304,7 +304,7 @@ _RULES: dict[str, Rule] = {
     "seed": _SEED,
     "total_timesteps": _POSITIVE,
     "torch_threads": _POSITIVE,
-    "log_interval": _NON_NEGATIVE,
+    "log_interval": _POSITIVE,
     "stats_freq": _NON_NEGATIVE,
     "env.n_envs": _POSITIVE,
     "env.frame_stack": _NON_NEGATIVE,

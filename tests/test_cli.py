@@ -141,3 +141,14 @@ def test_help_lists_the_config_groups() -> None:
     for group in ("env", "algo", "logger", "experiment"):
         options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
         assert f"{group}: {', '.join(options)}" in result.stdout
+
+
+def test_an_unwritable_run_dir_is_one_line(tmp_path: Path) -> None:
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    result = run_py("total_timesteps=300", f"hydra.run.dir={blocked / 'run'}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {blocked / 'run'}: cannot be created or written (Not a directory); choose a "
+        "writable place for it (hydra.run.dir, hydra.sweep.dir, or run from a writable folder)"
+    ]
