@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
 from experiments.algos import (
@@ -241,10 +242,23 @@ def read_state(checkpoint: Path) -> CheckpointState:
     return state
 
 
+_NOT_A_ZIP = "truncated or damaged: not a whole zip file"
+
+
+def _saved_spaces_misfit(model_path: Path, env: VecEnv) -> str | None:
+    """How the spaces saved in ``model_path`` differ from ``env``'s, or None when they match."""
+    data, _, _ = load_from_zip_file(model_path, load_data=True, device="cpu")
+    for name in ("observation_space", "action_space"):
+        saved, wanted = (data or {}).get(name), getattr(env, name)
+        if saved is not None and saved != wanted:
+            return f"its {name.replace('_', ' ')} is {saved}, the env's {wanted}"
+    return None
+
+
 def _reason(error: BaseException) -> str:
     """The first line of an error, shortened for the usual damage: a truncated file."""
-    if isinstance(error, zipfile.BadZipFile) or "zip-file" in str(error):
-        return "truncated or damaged: not a whole zip file"
+    if isinstance(error, zipfile.BadZipFile):
+        return _NOT_A_ZIP
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
@@ -432,13 +446,15 @@ def load_model(
     one whose spaces do not fit ``env`` is one line.
     """
     cls = algo_spec(cfg.algo.name).cls
+    if model_path.is_file() and not zipfile.is_zipfile(model_path):
+        raise ConfigError(str(model_path), f"cannot be loaded ({_NOT_A_ZIP})")
     try:
         model = cls.load(model_path, env=env, device=device, custom_objects=custom_objects)
     except ValueError as error:
-        if "spaces do not match" in str(error):
+        misfit = _saved_spaces_misfit(model_path, env) if env is not None else None
+        if misfit is not None:
             raise ConfigError(
-                str(model_path),
-                f"does not fit env={cfg.env.name} ({cfg.env.id}): {_reason(error)}",
+                str(model_path), f"does not fit env={cfg.env.name} ({cfg.env.id}): {misfit}"
             ) from None
         raise ConfigError(str(model_path), f"cannot be loaded ({_reason(error)})") from None
     except (OSError, zipfile.BadZipFile, KeyError, EOFError, RuntimeError, TypeError) as error:

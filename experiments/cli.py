@@ -140,7 +140,7 @@ def _parse_error(error: OverrideParseException) -> str:
 def _omegaconf_error(error: OmegaConfBaseException) -> str:
     """Unknown keys and wrong types, named by their full key."""
     key = getattr(error, "full_key", None) or "config"
-    if isinstance(error, ConfigKeyError | AttributeError) or "not in" in str(error):
+    if isinstance(error, ConfigKeyError | AttributeError):
         return f"{key}: unknown key; check its spelling, or add a new key with +{key}=VALUE"
     if isinstance(error, ValidationError):
         value = getattr(error, "value", None)
