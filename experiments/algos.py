@@ -7,6 +7,7 @@ row's traits, never from the algorithm's name.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
@@ -120,27 +121,26 @@ ALGORITHMS: dict[str, AlgoSpec] = {
 _RENAMED = {"compile": "compile_update"}
 
 
-def constructor_arguments(cls: type) -> set[str]:
-    """Keyword arguments of ``cls``'s constructor, following ``**kwargs`` up its bases.
+def constructor_defaults(cls: type) -> dict[str, Any]:
+    """Keyword arguments of ``cls``'s constructor -> their defaults, following ``**kwargs``.
 
     TargetDQN takes ``loss`` and ``compile_update`` and passes the rest to SB3's DQN: both
-    lists count, so the config's own keys are told apart from the class's by the classes'
-    signatures, not by a hand-kept list.
+    count. An argument without a default maps to ``inspect.Parameter.empty``. The config's own
+    keys are told apart from the class's, and SB3's defaults read, from these signatures, not
+    from hand-kept lists.
     """
-    names: set[str] = set()
+    defaults: dict[str, Any] = {}
     for base in cls.__mro__:
         init = base.__dict__.get("__init__")
         if init is None:
             continue
         parameters = inspect.signature(init).parameters.values()
-        names |= {
-            p.name
-            for p in parameters
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
-        }
+        for p in parameters:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                defaults.setdefault(p.name, p.default)
         if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             break
-    return names
+    return defaults
 
 
 def own_keys(spec: AlgoSpec, block: DictConfig) -> list[str]:
@@ -151,7 +151,7 @@ def own_keys(spec: AlgoSpec, block: DictConfig) -> list[str]:
     """
     schema = OmegaConf.get_type(block)
     declared = {f.name for f in fields(schema)} if is_dataclass(schema) else set()
-    taken = constructor_arguments(spec.cls)
+    taken = constructor_defaults(spec.cls)
     return [key for key in declared if _RENAMED.get(key, key) not in taken]
 
 
@@ -187,6 +187,8 @@ def algo_kwargs(cfg: DictConfig) -> dict[str, Any]:
     The learning rate is the initial one; a decay (``learning_rate_final``) is a step schedule
     that :func:`install_step_schedules` sets on the model.
     """
+    cfg = copy.deepcopy(cfg)
+    resolve_config(cfg)  # on a copy: the caller's config is the caller's
     spec = algo_spec(cfg.algo.name)
     block = cfg[spec.family]
     params: dict[str, Any] = OmegaConf.to_container(block, resolve=True)  # type: ignore[assignment]
@@ -261,8 +263,12 @@ def build_model(cfg: DictConfig, env: VecEnv) -> BaseAlgorithm:
     return model
 
 
-def resolve_step_schedules(cfg: DictConfig) -> None:
-    """Turn the schedules given as fractions of the run into env steps, in ``cfg`` itself.
+def resolve_config(cfg: DictConfig) -> None:
+    """Fill in, in ``cfg`` itself, what the config leaves to the class, and the schedules' steps.
+
+    A family key left null takes the algorithm class's own default (SB3's), read from its
+    signature, so the run's recorded config says what it trained with. Then the schedules
+    given as fractions of the run become env steps.
 
     SB3 stretches ``exploration_fraction`` and a learning-rate decay over ``total_timesteps``,
     so resuming with a larger budget would rewind them (Dopamine's schedules take the step
@@ -272,6 +278,9 @@ def resolve_step_schedules(cfg: DictConfig) -> None:
     """
     spec = algo_spec(cfg.algo.name)
     block = cfg[spec.family]
+    for key, default in constructor_defaults(spec.cls).items():
+        if key in block and block[key] is None and default is not inspect.Parameter.empty:
+            block[key] = default
     total = int(cfg.total_timesteps)
     if spec.epsilon_greedy and block.get("exploration_anneal_steps") is None:
         block.exploration_anneal_steps = round(block.exploration_fraction * total)
@@ -285,10 +294,10 @@ def resolve_step_schedules(cfg: DictConfig) -> None:
 def install_step_schedules(cfg: DictConfig, model: BaseAlgorithm) -> None:
     """Make epsilon and a decaying learning rate functions of env steps (``custom.schedules``).
 
-    Resolves ``cfg``'s fractions into steps first (:func:`resolve_step_schedules`, a no-op when
+    Resolves ``cfg``'s fractions into steps first (:func:`resolve_config`, a no-op when
     done); also called after SB3's ``load``, which rebuilds the stock, progress-based schedules.
     """
-    resolve_step_schedules(cfg)
+    resolve_config(cfg)
     spec = algo_spec(cfg.algo.name)
     block = cfg[spec.family]
     if spec.epsilon_greedy:

@@ -39,7 +39,7 @@ from experiments.algos import (
     algo_kwargs,
     algo_spec,
     install_step_schedules,
-    resolve_step_schedules,
+    resolve_config,
 )
 from experiments.config import CONF_DIR, run_config
 from experiments.errors import ConfigError
@@ -392,7 +392,7 @@ def prepare_resume(cfg: DictConfig, overrides: list[str]) -> Resume:
     run_dir, checkpoint = run_checkpoint(str(cfg.resume), "resume")
     state = read_state(checkpoint)
     saved = load_config(checkpoint)
-    resolve_step_schedules(saved)  # a run saved before its schedules were kept in steps
+    resolve_config(saved)  # a run saved before its schedules were kept in steps
     choices = saved_choices(run_dir)
     changed: dict[str, tuple[Any, Any]] = {}
     for override in overrides:

@@ -34,7 +34,7 @@ from experiments.algos import (
     algo_arguments,
     algo_spec,
     replay_buffer_class,
-    resolve_step_schedules,
+    resolve_config,
 )
 from experiments.envs import EVAL_SEED_OFFSET, ensure_registered, wrapper_options
 from experiments.errors import ConfigError, require_one_of
@@ -85,16 +85,20 @@ class AlgoConfig:
 class CommonParams:
     """Hyperparameters every algorithm takes; the learning rate may decay linearly to a floor.
 
+    A key left null (in this and the family schemas below) takes the algorithm class's own
+    default, read from its constructor's signature at launch and recorded in the run's config:
+    SB3's defaults live in SB3 only (:func:`experiments.algos.resolve_config`).
+
     The decay runs over ``learning_rate_anneal_steps`` env steps; left null, it is the
     ``learning_rate_fraction`` of ``total_timesteps`` at launch, saved as steps so that a
     resume with a larger budget continues the schedule instead of rewinding it.
     """
 
-    learning_rate: float = 1e-4
+    learning_rate: float | None = None
     learning_rate_final: float | None = None
     learning_rate_fraction: float = 1.0
     learning_rate_anneal_steps: int | None = None
-    gamma: float = 0.99
+    gamma: float | None = None
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -134,21 +138,21 @@ class DQNParams(CommonParams):
     float rounding; eager where compilation fails).
     """
 
-    buffer_size: int = 1_000_000
-    learning_starts: int = 100
-    batch_size: int = 32
-    tau: float = 1.0
-    train_freq: int = 4
-    gradient_steps: int = 1
-    target_update_interval: int = 10_000
-    exploration_fraction: float = 0.1
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.05
+    buffer_size: int | None = None
+    learning_starts: int | None = None
+    batch_size: int | None = None
+    tau: float | None = None
+    train_freq: int | None = None
+    gradient_steps: int | None = None
+    target_update_interval: int | None = None
+    exploration_fraction: float | None = None
+    exploration_initial_eps: float | None = None
+    exploration_final_eps: float | None = None
     exploration_hold_steps: int = 0
     exploration_anneal_steps: int | None = None
-    max_grad_norm: float = 10.0
+    max_grad_norm: float | None = None
     #: n-step returns (1: one-step); on every replay kind, with or without prioritization
-    n_steps: int = 1
+    n_steps: int | None = None
     loss: str = "smooth_l1"
     compile: bool = False
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -158,15 +162,15 @@ class DQNParams(CommonParams):
 class PPOParams(CommonParams):
     """Stock SB3 PPO, to show that non-DQN algorithms plug in the same way."""
 
-    learning_rate: float = 3e-4
-    n_steps: int = 2048
-    batch_size: int = 64
-    n_epochs: int = 10
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
+    learning_rate: float | None = None
+    n_steps: int | None = None
+    batch_size: int | None = None
+    n_epochs: int | None = None
+    gae_lambda: float | None = None
+    clip_range: float | None = None
+    ent_coef: float | None = None
+    vf_coef: float | None = None
+    max_grad_norm: float | None = None
 
 
 @dataclass
@@ -276,10 +280,10 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
 
 def effective_config(cfg: DictConfig) -> DictConfig:
     """What a run trained from ``cfg`` records as its config: its own family's block, and its
-    schedules in env steps (:func:`experiments.algos.resolve_step_schedules`). ``cfg`` itself
+    schedules in env steps (:func:`experiments.algos.resolve_config`). ``cfg`` itself
     is left as it is."""
     resolved = copy.deepcopy(cfg)
-    resolve_step_schedules(resolved)
+    resolve_config(resolved)
     return OmegaConf.create(run_config(resolved))
 
 

@@ -30,7 +30,7 @@ from custom.callbacks import (
 )
 from custom.checkpointing import PeriodicCheckpoint, StopOnSignal
 from custom.evaluation import rgb_frames_problem
-from experiments.algos import build_model, resolve_step_schedules
+from experiments.algos import build_model, resolve_config
 from experiments.checkpoints import (
     Checkpointer,
     Resume,
@@ -94,7 +94,7 @@ def build(cfg: DictConfig) -> tuple[VecEnv, VecEnv, BaseAlgorithm]:
     What ``run.py`` trains, for scripts and benchmarks that want the same objects.
     """
     validate(cfg)
-    resolve_step_schedules(cfg)
+    resolve_config(cfg)
     for warning in config_warnings(cfg):
         log.warning(f"WARNING: {warning}")
     return _envs_and_model(cfg, build_model)
