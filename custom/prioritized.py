@@ -146,13 +146,15 @@ class PrioritizedReplay(ReplayBuffer):
         :raises ValueError: on a priority that is not positive and finite, e.g. a diverged loss
         """
         priorities = np.asarray(priorities, dtype=np.float64).reshape(-1)
-        if not (np.isfinite(priorities).all() and (priorities > 0).all()):
+        highest = float(priorities.max())
+        # min and max propagate NaN, which fails both comparisons
+        if not (priorities.min() > 0 and highest < np.inf):
             raise ValueError(
                 "priorities must be positive and finite, got "
                 f"{priorities[~(np.isfinite(priorities) & (priorities > 0))][:3]}: "
                 "has the TD error diverged?"
             )
-        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.max_priority = max(self.max_priority, highest)
         self.tree.update(indices, priorities**self.alpha)
 
     def priority_spread(self) -> float:
@@ -190,9 +192,10 @@ class PrioritizedReplay(ReplayBuffer):
             leaves[invalid] = self.tree.find(redraw)
             rows, envs = np.divmod(leaves, self.n_envs)
             invalid = ~self._can_rebuild(rows, envs)
-        probabilities = self.tree.levels[0][leaves] / total
-        weights = (self.size() * self.n_envs * probabilities) ** -self.beta
-        weights = (weights / weights.max()).astype(np.float32).reshape(-1, 1)
+        # (N P(i))^-beta / max_j (N P(j))^-beta, where P(i) = leaf_i / total: the same as
+        # (min_j leaf_j / leaf_i)^beta, in fewer numpy calls (this is per gradient step)
+        sampled = self.tree.levels[0][leaves]
+        weights = ((sampled.min() / sampled) ** self.beta).astype(np.float32).reshape(-1, 1)
         return PrioritizedReplayBufferSamples(
             *self._transitions(rows, envs, env),
             weights=self.to_torch(weights, copy=False),
@@ -263,6 +266,11 @@ class PrioritizedFrameStackReplayBuffer(PrioritizedReplay, FrameStackReplayBuffe
     and :class:`PrioritizedReplay`'s. Rows whose frames were overwritten are never returned
     (see :meth:`PrioritizedReplay.sample`).
     """
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the memory's arrays and the sum tree of the priorities."""
+        return super().nbytes + self.tree.nbytes
 
     def _can_rebuild(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
         return self.is_valid(rows, envs)
