@@ -182,8 +182,8 @@ class PrioritizedReplay(ReplayBuffer):
         uniforms = np.random.random_sample(batch_size)  # noqa: NPY002 - seeded as SB3's draws
         leaves = self.tree.find((np.arange(batch_size) + uniforms) * (total / batch_size))
         rows, envs = np.divmod(leaves, self.n_envs)
-        invalid = ~self._can_rebuild(rows, envs)
-        while invalid.any():
+        invalid = self._invalid(rows, envs)
+        while invalid is not None and invalid.any():
             self.tree.update(leaves[invalid], np.zeros(int(invalid.sum())))
             total = self.tree.total
             if total <= 0:
@@ -191,20 +191,21 @@ class PrioritizedReplay(ReplayBuffer):
             redraw = np.random.random_sample(int(invalid.sum())) * total  # noqa: NPY002
             leaves[invalid] = self.tree.find(redraw)
             rows, envs = np.divmod(leaves, self.n_envs)
-            invalid = ~self._can_rebuild(rows, envs)
+            invalid = self._invalid(rows, envs)
         # (N P(i))^-beta / max_j (N P(j))^-beta, where P(i) = leaf_i / total: the same as
         # (min_j leaf_j / leaf_i)^beta, in fewer numpy calls (this is per gradient step)
         sampled = self.tree.levels[0][leaves]
-        weights = ((sampled.min() / sampled) ** self.beta).astype(np.float32).reshape(-1, 1)
+        weights = np.power(sampled.min() / sampled, self.beta, dtype=np.float32).reshape(-1, 1)
         return PrioritizedReplayBufferSamples(
             *self._transitions(rows, envs, env),
             weights=self.to_torch(weights, copy=False),
             indices=leaves,
         )
 
-    def _can_rebuild(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        """Which (row, env) pairs the memory can rebuild; every stored one by default."""
-        return np.ones(len(rows), dtype=bool)
+    def _invalid(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray | None:
+        """Which (row, env) pairs the memory cannot rebuild; None: it can rebuild every stored
+        one (the default, which spares the check on every batch)."""
+        return None
 
 
 class PrioritizedReplayBuffer(PrioritizedReplay):
@@ -272,5 +273,5 @@ class PrioritizedFrameStackReplayBuffer(PrioritizedReplay, FrameStackReplayBuffe
         """Bytes held by the memory's arrays and the sum tree of the priorities."""
         return super().nbytes + self.tree.nbytes
 
-    def _can_rebuild(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        return self.is_valid(rows, envs)
+    def _invalid(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray | None:
+        return ~self.is_valid(rows, envs)

@@ -16,6 +16,8 @@ and the segment-tree packages on PyPI answer one query per Python call.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -87,11 +89,10 @@ class SumTree:
         :param prefix_sums: values in ``[0, total)``; ``total`` must be > 0
         :return: leaf indices, int64, same length
         """
-        remaining = np.array(prefix_sums, dtype=np.float64)
         top, *below = reversed(self.levels)
         before = np.zeros(len(top) + 1)  # before[j]: the sum of the nodes before node j
         np.cumsum(top, out=before[1:])
-        np.minimum(remaining, np.nextafter(before[-1], 0.0), out=remaining)
+        remaining = np.minimum(prefix_sums, math.nextafter(before[-1], 0.0), dtype=np.float64)
         nodes = np.searchsorted(before, remaining, side="right") - 1
         remaining -= before[nodes]
         # One row per query; column 0 stays 0: row[j] is the sum of the children before child j.
