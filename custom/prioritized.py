@@ -146,13 +146,15 @@ class PrioritizedReplay(ReplayBuffer):
         :raises ValueError: on a priority that is not positive and finite, e.g. a diverged loss
         """
         priorities = np.asarray(priorities, dtype=np.float64).reshape(-1)
-        if not (np.isfinite(priorities).all() and (priorities > 0).all()):
+        highest = float(priorities.max())
+        # min and max propagate NaN, which fails both comparisons
+        if not (priorities.min() > 0 and highest < np.inf):
             raise ValueError(
                 "priorities must be positive and finite, got "
                 f"{priorities[~(np.isfinite(priorities) & (priorities > 0))][:3]}: "
                 "has the TD error diverged?"
             )
-        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.max_priority = max(self.max_priority, highest)
         self.tree.update(indices, priorities**self.alpha)
 
     def priority_spread(self) -> float:
@@ -180,8 +182,8 @@ class PrioritizedReplay(ReplayBuffer):
         uniforms = np.random.random_sample(batch_size)  # noqa: NPY002 - seeded as SB3's draws
         leaves = self.tree.find((np.arange(batch_size) + uniforms) * (total / batch_size))
         rows, envs = np.divmod(leaves, self.n_envs)
-        invalid = ~self._can_rebuild(rows, envs)
-        while invalid.any():
+        invalid = self._invalid(rows, envs)
+        while invalid is not None and invalid.any():
             self.tree.update(leaves[invalid], np.zeros(int(invalid.sum())))
             total = self.tree.total
             if total <= 0:
@@ -189,19 +191,21 @@ class PrioritizedReplay(ReplayBuffer):
             redraw = np.random.random_sample(int(invalid.sum())) * total  # noqa: NPY002
             leaves[invalid] = self.tree.find(redraw)
             rows, envs = np.divmod(leaves, self.n_envs)
-            invalid = ~self._can_rebuild(rows, envs)
-        probabilities = self.tree.levels[0][leaves] / total
-        weights = (self.size() * self.n_envs * probabilities) ** -self.beta
-        weights = (weights / weights.max()).astype(np.float32).reshape(-1, 1)
+            invalid = self._invalid(rows, envs)
+        # (N P(i))^-beta / max_j (N P(j))^-beta, where P(i) = leaf_i / total: the same as
+        # (min_j leaf_j / leaf_i)^beta, in fewer numpy calls (this is per gradient step)
+        sampled = self.tree.levels[0][leaves]
+        weights = np.power(sampled.min() / sampled, self.beta, dtype=np.float32).reshape(-1, 1)
         return PrioritizedReplayBufferSamples(
             *self._transitions(rows, envs, env),
             weights=self.to_torch(weights, copy=False),
             indices=leaves,
         )
 
-    def _can_rebuild(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        """Which (row, env) pairs the memory can rebuild; every stored one by default."""
-        return np.ones(len(rows), dtype=bool)
+    def _invalid(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray | None:
+        """Which (row, env) pairs the memory cannot rebuild; None: it can rebuild every stored
+        one (the default, which spares the check on every batch)."""
+        return None
 
 
 class PrioritizedReplayBuffer(PrioritizedReplay):
@@ -264,5 +268,10 @@ class PrioritizedFrameStackReplayBuffer(PrioritizedReplay, FrameStackReplayBuffe
     (see :meth:`PrioritizedReplay.sample`).
     """
 
-    def _can_rebuild(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        return self.is_valid(rows, envs)
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the memory's arrays and the sum tree of the priorities."""
+        return super().nbytes + self.tree.nbytes
+
+    def _invalid(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray | None:
+        return ~self.is_valid(rows, envs)

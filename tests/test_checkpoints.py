@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.logger import Logger
 
 from custom.checkpointing import StopOnSignal
 from custom.dqn import SoftmaxDQN, TargetDQN
+from custom.prioritized import PrioritizedReplay
 from experiments.checkpoints import (
     REPLAY,
     Checkpointer,
@@ -118,6 +120,48 @@ def test_a_resumed_run_gets_the_same_weights_counters_rngs_and_replay(
     assert opt_old.keys() == opt_new.keys() and opt_old
     for key in opt_old:
         assert torch.equal(opt_old[key]["exp_avg"].cpu(), opt_new[key]["exp_avg"].cpu())
+
+
+def test_a_resumed_prioritized_run_samples_and_anneals_beta_as_the_uninterrupted_one(
+    compose_config, tmp_path: Path
+) -> None:
+    cfg = compose_config(*QUICK, "dqn.replay.prioritized=true", "checkpoint.replay=true")
+    env, eval_env, model = build(cfg)
+    try:
+        model.learn(600)
+        Checkpointer(tmp_path, cfg, "abc123", keep=1, replay=True).save(model)
+        resume = prepare_resume(compose_config(f"resume={tmp_path}"), [f"resume={tmp_path}"])
+        again = resumed_model(resume, env)  # also sets the RNGs to the checkpoint's
+    finally:
+        env.close()
+        eval_env.close()
+    old, new = model.replay_buffer, again.replay_buffer
+    assert isinstance(old, PrioritizedReplay) and isinstance(new, PrioritizedReplay)
+    assert len(np.unique(old.tree.leaves[: old.size()])) > 2  # priorities were written back
+    for a, b in zip(old.tree.levels, new.tree.levels, strict=True):
+        assert np.array_equal(a, b)
+    assert (new.max_priority, new.alpha, new.eps) == (old.max_priority, old.alpha, old.eps)
+    # The next gradient steps of both, from the same numpy state: the same rows, importance
+    # weights, updates and priorities. beta is a function of env steps: it goes on from 600
+    # (beta_anneal_steps was resolved to total_timesteps=1500 at launch), it does not restart.
+    rng_state = np.random.get_state()  # noqa: NPY002
+    for run in (model, again):
+        np.random.set_state(rng_state)  # noqa: NPY002 - the buffers draw from numpy's stream
+        run.set_logger(Logger(folder=None, output_formats=[]))
+        run.train(gradient_steps=4, batch_size=32)
+    assert model.logger.name_to_value["train/per_beta"] == pytest.approx(0.4 + 0.6 * 600 / 1500)
+    for key in ("train/per_beta", "train/per_weight_mean", "train/per_priority_spread"):
+        assert again.logger.name_to_value[key] == model.logger.name_to_value[key], key
+    np.testing.assert_array_equal(new.tree.leaves, old.tree.leaves)
+    for a, b in zip(model.policy.parameters(), again.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+    np.random.set_state(rng_state)  # noqa: NPY002
+    batch_old = old.sample(32)
+    np.random.set_state(rng_state)  # noqa: NPY002
+    batch_new = new.sample(32)
+    np.testing.assert_array_equal(batch_new.indices, batch_old.indices)
+    assert torch.equal(batch_new.weights, batch_old.weights)
+    assert torch.equal(batch_new.observations, batch_old.observations)
 
 
 def test_resuming_a_finished_run_does_nothing(compose_config, tmp_path: Path, capsys) -> None:

@@ -264,3 +264,12 @@ def test_setup_picks_the_class_and_kwargs() -> None:
         replay_buffer_setup("standard", n_steps=0, gamma=0.9)
     with pytest.raises(ValueError, match="optimize_memory_usage"):
         make("standard", 10, 1, optimize_memory_usage=True, handle_timeout_termination=False)
+
+
+def test_memory_per_transition_of_a_1m_breakout_buffer_with_priorities() -> None:
+    # np.zeros does not touch the memory, so this costs nothing; the benchmark measures RSS.
+    buffer = PrioritizedFrameStackReplayBuffer(
+        1_000_000, spaces.Box(0, 255, (4, 84, 84), np.uint8), spaces.Discrete(4), "cpu"
+    )
+    assert buffer.tree.nbytes > 8 * 1_000_000
+    assert buffer.nbytes / 1_000_000 <= 7250  # the bound, tree included; SB3: 56,468
