@@ -15,7 +15,7 @@ from stable_baselines3.common.monitor import Monitor
 
 from custom.minatar_wrappers import RgbFrames, channels_first, to_channels_first
 from experiments.algos import build_model
-from experiments.config import CONF_DIR, validate
+from experiments.config import CONF_DIR, effective_config, validate
 from experiments.envs import make_env, register_minatar
 from experiments.errors import ConfigError
 
@@ -139,7 +139,7 @@ def test_frames_render_as_uint8_images_for_gifs() -> None:
 
 @pytest.mark.parametrize("game", GAMES)
 def test_every_game_shares_dopamines_dqn_values(compose_config, game) -> None:
-    dqn = compose_config(f"env=minatar_{game}").dqn
+    dqn = effective_config(compose_config(f"env=minatar_{game}")).dqn  # as the run records it
     assert {key: dqn[key] for key in DOPAMINE_DQN} == DOPAMINE_DQN
     assert dqn.policy_kwargs.network == "minatar"
     assert dqn.policy_kwargs.optimizer_kwargs.eps == 3.125e-4
