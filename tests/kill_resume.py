@@ -83,6 +83,7 @@ def kill_and_resume(run_dir: Path, signum: int, at_step: int, seed: int = 0) -> 
     run = RunDir(run_dir)
     command = [sys.executable, "run.py", *ARGS, f"seed={seed}", f"hydra.run.dir={run_dir}"]
     log_path = run_dir.with_suffix(".log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=log, stderr=log)
         deadline = time.monotonic() + 120
