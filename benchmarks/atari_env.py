@@ -1,7 +1,5 @@
 """Is our Breakout wrapper chain slower to step than SB3's stock AtariWrapper?
 
-    python -m benchmarks.atari_env [--steps 4000] [--repeats 7]
-
 Sides: one-env DummyVecEnvs on ``ALE/Breakout-v5`` (4 frames a step, sticky actions) giving
 (4, 84, 84) uint8 observations, stepped with the same random actions: ours (``wrap_atari``,
 reference options); SB3's ``make_atari_env`` (``frame_skip=1``: v5 skips already) +
@@ -23,7 +21,7 @@ import numpy as np
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
 
-from benchmarks.harness import Report, Side, kernel_seconds, parser, run, table
+from benchmarks.harness import Report, Side, kernel_seconds, parser, run
 from custom.atari_wrappers import AtariOptions, atari_make_kwargs, preprocess_frame, wrap_atari
 
 ENV_ID = "ALE/Breakout-v5"
@@ -98,70 +96,40 @@ def real_frames(n: int) -> list[np.ndarray]:
     return frames
 
 
+def warp_frame(frame: np.ndarray) -> np.ndarray:
+    """SB3's WarpFrame arithmetic: cv2 RGB2GRAY on 210x160, INTER_AREA to 84x84."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (84, 84), interpolation=cv2.INTER_AREA)
+
+
 def main() -> None:
-    args = parser(__doc__, "atari_env.md", repeats=7)
-    args.add_argument("--steps", type=int, default=4000, help="env steps per measurement")
-    options = args.parse_args()
+    options = parser(__doc__, "atari_env.md", repeats=7, steps=4000).parse_args()
     report = Report("Breakout env throughput: `wrap_atari` vs SB3's AtariWrapper")
     measure = rate(options.steps)
-    sides = [
-        Side(OURS, stepper(ours), measure),
-        Side(STOCK, stepper(stock), measure),
-        Side("same, noop_max=0", stepper(lambda: stock(0)), measure),
-        Side(BARE, bare, measure),
-    ]
+    makes = {OURS: ours, STOCK: stock, "same, noop_max=0": lambda: stock(0)}
+    sides = [*(Side(n, stepper(m), measure) for n, m in makes.items()), Side(BARE, bare, measure)]
     result = run(sides, options.repeats)
+    ms = {s.name: 1e3 / result.median(s.name) for s in sides}
     rows = [
-        [
-            s.name,
-            f"{result.median(s.name):.0f}",
-            f"{1e3 / result.median(s.name):.3f}",
-            str(result.ratio(OURS, s.name)),
-        ]
-        for s in sides
+        {
+            "env": n,
+            "steps/s": result.median(n),
+            "ms/step": ms[n],
+            "ours / this": result.ratio(OURS, n),
+        }
+        for n in ms
     ]
-    overhead = {n: 1e3 / result.median(n) - 1e3 / result.median(BARE) for n in (OURS, STOCK)}
-    report.section(
-        "Env steps per second (the work a DQN's env does)",
-        [
-            *table(["env", "steps/s (median)", "ms/step", "ours / this: median (range)"], rows),
-            "",
-            f"Wrapper overhead over the bare ALE step (ms): ours {overhead[OURS]:.3f}, "
-            f"stock {overhead[STOCK]:.3f}.",
-        ],
-        result,
-        {"ours / stock": result.ratio(OURS, STOCK).median, "overhead_ms": overhead},
-    )
+    figures = {f"{n}: ms over bare ALE": ms[n] - ms[BARE] for n in (OURS, STOCK)}
+    figures["ours / stock"] = result.ratio(OURS, STOCK).median
+    report.section("Env steps per second", rows, result=result, **figures)
     frames = itertools.cycle(real_frames(8))  # cycled: an env step's frame is in cache too
-    ours_us = 1e6 * kernel_seconds(lambda: preprocess_frame(next(frames)))
-
-    def warp() -> np.ndarray:
-        grey = cv2.cvtColor(next(frames), cv2.COLOR_RGB2GRAY)
-        return cv2.resize(grey, (84, 84), interpolation=cv2.INTER_AREA)
-
-    stock_us = 1e6 * kernel_seconds(warp)
-    share = 100 * ours_us * 1e-3 / (1e3 / result.median(OURS))
-    report.section(
-        "Preprocessing one real frame alone (torch.utils.benchmark median)",
-        [
-            *table(
-                ["preprocessing", "us/frame"],
-                [
-                    [
-                        "`preprocess_frame` (TF-exact grey, crop 160x160, nearest to 84x84)",
-                        f"{ours_us:.1f}",
-                    ],
-                    [
-                        "SB3 WarpFrame arithmetic (cv2 RGB2GRAY on 210x160, INTER_AREA)",
-                        f"{stock_us:.1f}",
-                    ],
-                ],
-            ),
-            "",
-            f"Preprocessing is {share:.0f} % of our env step.",
-        ],
-        figures={"preprocess_frame_us": ours_us, "warp_frame_us": stock_us, "share_%": share},
-    )
+    work = {"`preprocess_frame`": preprocess_frame, "SB3 WarpFrame arithmetic": warp_frame}
+    us = {n: 1e6 * kernel_seconds(lambda f=f: f(next(frames))) for n, f in work.items()}
+    rows = [
+        {"preprocessing": n, "us/frame": t, "% of our env step": t / ms[OURS] / 10}
+        for n, t in us.items()
+    ]
+    report.section("Preprocessing one real frame alone (torch.utils.benchmark median)", rows)
     report.write(options.output)
 
 

@@ -1,8 +1,5 @@
 """How many Breakout env steps per second does our default pipeline train, against stock SB3?
 
-    python -m benchmarks.breakout_throughput [--repeats 3] [--steps 2000] [--threads N]
-        [--device auto] [--compile {true,false}] [--train-freqs 2 4]
-
 Sides: ours, what ``python run.py env=breakout algo=dqn`` trains (``experiments.train.build``);
 stock, ``benchmarks/stock.py``'s DQN with the same hyperparameters on SB3's AtariWrapper
 (``env=breakout_sb3``'s env). One fixed epsilon on both (acting costs depend on it). Each side
@@ -25,7 +22,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from benchmarks.harness import Report, Side, parser, run, table, verdict
+from benchmarks.harness import Report, Side, parser, ratio_rows, run, timed
 from benchmarks.stock import stock_model
 from experiments.config import compose_config
 from experiments.train import build
@@ -51,19 +48,15 @@ class Window(BaseCallback):
 def worker(options: argparse.Namespace) -> None:
     """One side's process: build it, then answer each request line with a JSON line."""
     answer, sys.stdout = sys.stdout, sys.stderr  # what SB3 or ALE print must not mix in
-    overrides = [
-        f"seed={options.seed}",
-        f"device={options.device}",
-        "env=breakout",
-        f"dqn.buffer_size={options.buffer_size}",
-        "dqn.exploration_hold_steps=0",
-        f"dqn.learning_starts={options.learning_starts}",
-        f"dqn.train_freq={options.train_freqs[0]}",
-        f"dqn.exploration_initial_eps={options.epsilon}",
-        f"dqn.exploration_final_eps={options.epsilon}",
-        *([f"torch_threads={options.threads}"] if options.threads else []),
-        *([f"dqn.compile={options.compile}"] if options.compile else []),
-    ]
+    o = options
+    overrides = (
+        f"seed={o.seed} device={o.device} env=breakout dqn.buffer_size={o.buffer_size} "
+        f"dqn.exploration_hold_steps=0 dqn.learning_starts={o.learning_starts} "
+        f"dqn.train_freq={o.train_freqs[0]} dqn.exploration_initial_eps={o.epsilon} "
+        f"dqn.exploration_final_eps={o.epsilon}"
+    ).split()
+    overrides += [f"torch_threads={o.threads}"] if o.threads else []
+    overrides += [f"dqn.compile={o.compile}"] if o.compile else []
     cfg = compose_config(overrides)
     model: Any
     env: Any
@@ -78,17 +71,10 @@ def worker(options: argparse.Namespace) -> None:
             begin = max(model.num_timesteps, model.learning_starts) + options.warmup * freq
             start = -(-begin // freq) * freq
             window = Window(start, start + options.steps)
-            model.learn(
-                start + options.steps - model.num_timesteps,
-                callback=window,
-                reset_num_timesteps=False,
-            )
+            model.learn(window.end - model.num_timesteps, window, reset_num_timesteps=False)
             (t0, u0), (t1, u1) = window.marks
-            result = {
-                "rate": options.steps / (t1 - t0),
-                "updates": u1 - u0,
-                "compile_seconds": getattr(model, "compile_seconds", None),
-            }
+            compiled = getattr(model, "compile_seconds", None)
+            result = {"rate": options.steps / (t1 - t0), "updates": u1 - u0, "compiled": compiled}
         else:
             result = parts(model, env, freq)
         answer.write(json.dumps(result) + "\n")
@@ -104,12 +90,10 @@ def parts(model: Any, env: Any, train_freq: int, calls: int = 200) -> dict[str, 
         "predict": lambda: model.predict(obs),
         "env step": lambda: env.step(action),
     }
-    out = {}
-    for name, call in work.items():
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        out[name] = 1e3 * (time.perf_counter() - start) / calls
+    out = {
+        name: 1e3 * timed(lambda c: [c() for _ in range(calls)], calls)(call)
+        for name, call in work.items()
+    }
     out["update / train_freq"] /= train_freq
     return out
 
@@ -140,75 +124,35 @@ class Worker:
 
 
 def main() -> None:
-    args = parser(__doc__, "breakout_throughput.md", repeats=3)
-    for flag, default in (
-        ("steps", 2_000),
-        ("warmup", 50),
-        ("buffer-size", 50_000),
-        ("learning-starts", 1_000),
-        ("seed", 0),
-        ("threads", 0),
-    ):
-        args.add_argument(f"--{flag}", type=int, default=default)
-    args.add_argument("--epsilon", type=float, default=0.1)
-    args.add_argument("--device", default="auto")
-    args.add_argument("--compile", choices=("true", "false"))
-    args.add_argument("--train-freqs", type=int, nargs="+", default=[2, 4])
-    args.add_argument("--worker", choices=("ours", "stock"), help=argparse.SUPPRESS)
-    options = args.parse_args()
+    options = parser(
+        __doc__,
+        "breakout_throughput.md",
+        **dict(repeats=3, steps=2_000, warmup=50, buffer_size=50_000, learning_starts=1_000),
+        **dict(seed=0, threads=0, epsilon=0.1, device="auto", compile=None, worker=None),
+        train_freqs=[2, 4],
+    ).parse_args()
     if options.worker:
         return worker(options)
     report = Report("Breakout training throughput: our default pipeline vs stock SB3 DQN")
     for freq in options.train_freqs:
-        workers = {
-            name: Worker(name, [*sys.argv[1:], "--train-freqs", str(freq)])
-            for name in ("ours", "stock")
-        }
+        argv = [*sys.argv[1:], "--train-freqs", str(freq)]
+        workers = {name: Worker(name, argv) for name in ("ours", "stock")}
         sides = [
-            Side(name, functools.partial(lambda w: w, w), Worker.window)
-            for name, w in workers.items()
+            Side(n, functools.partial(lambda w: w, w), Worker.window) for n, w in workers.items()
         ]
         result = run(sides, options.repeats, warmup=0)
         ours, stock = workers["ours"], workers["stock"]
         assert ours.updates == stock.updates, f"updates differ: {ours.updates}, {stock.updates}"
-        breakdown = {name: w.ask("parts") for name, w in workers.items()}
-        for w in workers.values():
-            w.process.communicate()
-        ratio = result.ratio("ours", "stock")
-        rows = [
-            [i + 1, f"{a:.1f}", f"{b:.1f}", u, f"{a / b:.3f}"]
-            for i, (a, b, u) in enumerate(
-                zip(result.values["ours"], result.values["stock"], ours.updates, strict=True)
-            )
-        ]
-        cells = [
-            [
-                n,
-                *(f"{v:.2f}" for v in p.values()),
-                f"{1e3 / result.median(n) - sum(p.values()):.2f}",
-                f"{1e3 / result.median(n):.2f}",
-            ]
-            for n, p in breakdown.items()
-        ]
-        report.section(
-            f"Train every {freq} env steps ({options.steps} timed env steps a window)",
-            [
-                *table(
-                    ["repeat", "ours env steps/s", "stock env steps/s", "updates each", "ratio"],
-                    rows,
-                ),
-                "",
-                f"Ratio ours / stock: **{ratio}** "
-                f"(target >= {TARGET}: {verdict(ratio.median >= TARGET)}); "
-                f"compile seconds of ours: {ours.last.get('compile_seconds')}.",
-                "",
-                "Where an env step's time goes (ms):",
-                "",
-                *table(["side", *breakdown["ours"], "rest", "total"], cells),
-            ],
-            result,
-            {"ours / stock": ratio.median, "parts_ms": breakdown},
-        )
+        rows = ratio_rows(result, ["ours", "stock"], "stock", "env steps/s", 1, at_least=TARGET)
+        for row in rows:
+            parts = workers[row["side"]].ask("parts")
+            row |= {f"{k} ms": v for k, v in parts.items()}
+            row["rest ms"] = 1e3 / row["env steps/s"] - sum(parts.values())
+            row["updates per window"] = workers[row["side"]].updates[0]
+            workers[row["side"]].process.communicate()
+        compiled = f"compile seconds of ours: {ours.last.get('compiled')}"
+        heading = f"Train every {freq} env steps ({options.steps} timed env steps a window)"
+        report.section(heading, rows, [compiled], result)
     report.write(options.output)
 
 

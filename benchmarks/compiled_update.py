@@ -1,7 +1,5 @@
 """What is the fast update made of? Breakout's gradient step, stock SB3 vs each speed-up.
 
-    python -m benchmarks.compiled_update [--repeats 15] [--threads N] [--device auto]
-
 Sides: stock SB3 DQN; TargetDQN with torch's default Adam; with the fused Adam kernel; with
 channels-last convolutions too (both in conf/family/dqn.yaml: our default); with the update
 compiled on top (``dqn.compile=true``). Timed as benchmarks/train_step.py times a step, on one
@@ -17,7 +15,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.utils import get_device
 
-from benchmarks.harness import Report, parser, run, table
+from benchmarks.harness import Report, parser, ratio_rows, run
 from benchmarks.train_step import BATCH_SIZE, BREAKOUT, BUFFER_SIZE, Variant, model_side
 from custom.dqn import TargetDQN
 from experiments.config import compose_config
@@ -74,37 +72,23 @@ def parameter_drift(models: list[DQN]) -> list[float]:
 
 
 def main() -> None:
-    args = parser(__doc__, "compiled_update.md", repeats=15)
-    args.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    args.add_argument("--device", default="auto")
-    options = args.parse_args()
+    options = parser(__doc__, "compiled_update.md", repeats=15, threads=0, device="auto")
+    options = options.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
     device = str(get_device(options.device))
     report = Report("The fast update: Breakout's gradient step, stock SB3 vs each speed-up")
-    buffer = breakout_buffer(device)
-    sides = [model_side(variant, BREAKOUT, buffer, device) for variant in VARIANTS]
+    sides = [model_side(variant, BREAKOUT, breakout_buffer(device), device) for variant in VARIANTS]
     result = run(sides, options.repeats)
-    compile_seconds = getattr(result.built[VARIANTS[-1][0]], "compile_seconds", None)
     drift = parameter_drift([side.build() for side in sides])
-    stock, rows = VARIANTS[0][0], []
-    for index, ((name, _, _), diff) in enumerate(zip(VARIANTS, drift, strict=True)):
-        versus = "-" if TWIN[index] == index else f"{diff:.1e} vs {VARIANTS[TWIN[index]][0]}"
-        ms = f"{1e3 * result.median(name):.2f}"
-        rows.append([name, ms, str(result.ratio(stock, name)), versus])
-    header = [
-        "variant",
-        "ms / gradient step (median)",
-        "speed-up vs stock: median (range)",
-        f"max abs parameter difference after {CHECK_UPDATES} updates",
-    ]
-    figures = {name: result.ratio(stock, name).median for name, _, _ in VARIANTS}
-    report.section(
-        f"`train(gradient_steps={BREAKOUT.gradient_steps}, batch_size={BATCH_SIZE})`, Nature CNN",
-        [*table(header, rows), "", f"Compiling the update took {compile_seconds or 0:.1f} s."],
-        result,
-        {"speed-up": figures, "drift": drift, "compile_seconds": compile_seconds},
-    )
+    rows = ratio_rows(result, [name for name, _, _ in VARIANTS], VARIANTS[0][0])
+    for index, (row, diff) in enumerate(zip(rows, drift, strict=True)):
+        row[f"max abs parameter difference after {CHECK_UPDATES} updates"] = (
+            f"{diff:.1e} vs {VARIANTS[TWIN[index]][0]}" if TWIN[index] != index else "-"
+        )
+    compile_s = getattr(result.built[VARIANTS[-1][0]], "compile_seconds", None)
+    heading = f"`train(gradient_steps={BREAKOUT.gradient_steps}, batch_size={BATCH_SIZE})`"
+    report.section(heading, rows, [f"Compiling took {compile_s} s."], result, drift=drift)
     report.write(options.output)
 
 

@@ -1,8 +1,5 @@
 """What does ``python run.py`` cost over a plain SB3 script doing the same training?
 
-    python -m benchmarks.framework_overhead [--repeats 3 [3]] [--envs cartpole breakout]
-        [--logger wandb] [--variant 'progress_bar=false' ...]
-
 Sides, each a subprocess on a pseudo-terminal (so run.py's progress bar draws as a user's
 would), timed end to end: the plain SB3 script (``benchmarks/stock.py``'s DQN, no callbacks,
 no logger); the plain script with our algorithm (``experiments.train.build``, a bare
@@ -26,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.harness import Report, Side, parser, ratio_rows, run, table, verdict
+from benchmarks.harness import Report, Side, parser, ratio_rows, run
 from benchmarks.stock import stock_model
 from experiments.config import compose_config
 from experiments.run_dir import RunDir
@@ -43,7 +40,8 @@ SETUPS = {  # shared overrides, short and long total_timesteps, run.py's own ove
         ("eval.episodes=1",),
     ),
 }
-PLAIN = {"plain SB3 script": "sb3", "plain script, our algorithm": "ours"}
+SB3, OURS = "plain SB3 script", "plain script, our algorithm"
+PLAIN = {SB3: "sb3", OURS: "ours"}
 
 
 def plain_train(kind: str, overrides: Sequence[str]) -> None:
@@ -101,13 +99,8 @@ def side(
             overrides = [*shared, f"total_timesteps={steps}"]
             if label in PLAIN:
                 (run_dir / "o.json").write_text(json.dumps(overrides))
-                argv = [
-                    "-m",
-                    "benchmarks.framework_overhead",
-                    "--plain",
-                    PLAIN[label],
-                    str(run_dir / "o.json"),
-                ]
+                argv = ["-m", "benchmarks.framework_overhead", "--plain", PLAIN[label]]
+                argv.append(str(run_dir / "o.json"))
             else:
                 argv = ["run.py", *overrides, *own, f"hydra.run.dir={run_dir}"]
             seconds.append(seconds_on_terminal([sys.executable, *argv], run_dir))
@@ -119,11 +112,8 @@ def side(
 
 
 def main() -> None:
-    args = parser(__doc__, "framework_overhead.md")
-    args.add_argument("--repeats", type=int, nargs="+", default=[3], help="per env, or one")
-    args.add_argument("--envs", nargs="+", choices=tuple(SETUPS), default=list(SETUPS))
+    args = parser(__doc__, "framework_overhead.md", repeats=[3], envs=list(SETUPS), threads=0)
     args.add_argument("--logger", choices=("wandb", "none"), default="wandb")
-    args.add_argument("--threads", type=int, help="torch_threads=N on both sides")
     args.add_argument("--short", type=int, nargs="+", help="short length per env (override)")
     args.add_argument("--long", type=int, nargs="+", help="long length per env (override)")
     args.add_argument("--variant", action="append", default=[], help="another run.py side")
@@ -143,33 +133,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="framework_overhead_") as workdir:
             sides = [side(label, shared, lengths, o, Path(workdir)) for label, o in labels.items()]
             result = run(sides, repeats, warmup=0)
-        runs = [label for label in labels if label not in PLAIN]
-        rows = [
-            [
-                *r,
-                str(result.ratio(r[0], "plain script, our algorithm")),
-                verdict(min(result.ratio(r[0], p).median for p in PLAIN) >= TARGET),
-            ]
-            for r in ratio_rows(result, runs, "plain SB3 script", scale=1)
-        ]
-        header = [
-            "side",
-            "env steps/s (median)",
-            "ratio to plain SB3: median (range)",
-            "ratio to plain, our algorithm (the framework alone)",
-            f"both >= {TARGET}",
-        ]
-        plain_rows = [[p, f"{result.median(p):.1f}", "", "", ""] for p in PLAIN]
-        report.section(
-            f"`{' '.join(shared)}`, total_timesteps {lengths[0]} and {lengths[1]}",
-            [
-                f"run.py: `{' '.join(run_py)}`; rates net of the final evaluation",
-                "",
-                *table(header, [*plain_rows, *rows]),
-            ],
-            result,
-            {r: result.ratio(r, "plain SB3 script").median for r in runs},
-        )
+        rows = ratio_rows(result, list(labels), SB3, "env steps/s", 1)
+        for row in rows:
+            row[f"/ {OURS} (the framework alone)"] = ours = result.ratio(row["side"], OURS)
+            both = min(ours.median, row[f"/ {SB3}"].median) >= TARGET
+            row[f"both >= {TARGET}"] = None if row["side"] in PLAIN else both
+        heading = f"`{' '.join(shared)}`, total_timesteps {lengths[0]} and {lengths[1]}"
+        report.section(heading, rows, [f"run.py: `{' '.join(run_py)}`"], result)
     report.write(options.output)
 
 

@@ -154,29 +154,42 @@ def machine() -> dict[str, Any]:
     }
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    """Markdown table lines; floats are written as given (format them before)."""
+def cell(value: Any) -> str:
+    """A value as a table writes it: 4 significant digits, a bool as a target's verdict."""
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return "" if value is None else str(value)
+
+
+def table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines of ``rows`` (one dict a row, its keys the header), cells by :func:`cell`."""
+    header = list(rows[0]) if rows else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-
-
-def verdict(ok: bool) -> str:
-    """A target's cell in a table."""
-    return "yes" if ok else "**no**"
+    return lines + ["| " + " | ".join(cell(row.get(k)) for k in header) + " |" for row in rows]
 
 
 def ratio_rows(
-    result: Result, names: Sequence[str], baseline: str, scale: float = 1e3, limit: float = 0.0
-) -> list[list[str]]:
-    """Per side: its median times ``scale`` (ms for seconds), its paired ratio to ``baseline``
-    (median and range) and, with a ``limit``, whether the median ratio is at most that."""
+    result: Result,
+    names: Sequence[str],
+    baseline: str,
+    unit: str = "ms (median)",
+    scale: float = 1e3,
+    at_most: float | None = None,
+    at_least: float | None = None,
+) -> list[dict[str, Any]]:
+    """Per side: its median times ``scale``, its paired ratio to ``baseline`` (median and
+    range) and, with a target, whether the median ratio meets it."""
     rows = []
     for name in names:
         ratio = result.ratio(name, baseline)
-        cells = [name, f"{scale * result.median(name):.3f}", str(ratio)]
-        if limit:
-            cells.append("-" if name == baseline else verdict(ratio.median <= limit))
-        rows.append(cells)
+        row = {"side": name, unit: scale * result.median(name), f"/ {baseline}": ratio}
+        if at_most is not None:
+            row[f"<= {at_most}"] = ratio.median <= at_most if name != baseline else None
+        if at_least is not None:
+            row[f">= {at_least}"] = ratio.median >= at_least if name != baseline else None
+        rows.append(row)
     return rows
 
 
@@ -206,16 +219,19 @@ class Report:
     def section(
         self,
         heading: str,
-        lines: Sequence[str],
+        rows: Sequence[dict[str, Any]] = (),
+        notes: Sequence[str] = (),
         result: Result | None = None,
-        figures: dict[str, Any] | None = None,
+        **figures: Any,
     ) -> None:
-        """A ``##`` section; its ``result`` (raw values, loads) and ``figures`` go to the JSON."""
-        self.data[heading] = {"figures": figures or {}}
+        """A ``##`` section: the table of ``rows``, then ``notes``; the rows, ``figures`` and
+        ``result``'s raw values and loads go to the JSON."""
+        lines = [*(table(rows) if rows else []), *(["", *notes] if notes else [])]
+        self.data[heading] = {"rows": list(rows), "figures": figures}
         if result is not None:
             self.data[heading].update(values=result.values, load=result.load)
             low, high = min(result.load), max(result.load)
-            lines = [*lines, "", f"1-min load average per repeat: {low:.2f} - {high:.2f}"]
+            lines += ["", f"1-min load average per repeat: {low:.2f} - {high:.2f}"]
         self.add("", f"## {heading}", "", *lines)
 
     def write(self, path: Path) -> None:
@@ -229,11 +245,17 @@ class Report:
         print(f"wrote {path} and {path.with_suffix('.json').name}")
 
 
-def parser(doc: str | None, output: str, repeats: int | None = None) -> argparse.ArgumentParser:
-    """The arguments every benchmark takes: ``--output`` (docs/benchmarks/ by default) and, for
-    a timing, ``--repeats``."""
+def parser(doc: str | None, output: str, **defaults: Any) -> argparse.ArgumentParser:
+    """The one argument parser: ``--output`` (relative to docs/benchmarks/ by default) and a
+    ``--flag-name`` for each keyword, typed by its default (a list takes several values; None
+    takes a string)."""
     parsed = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parsed.add_argument("--output", type=Path, default=DOCS / output)
-    if repeats is not None:
-        parsed.add_argument("--repeats", type=int, default=repeats)
+    for name, default in defaults.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, list):
+            parsed.add_argument(flag, type=type(default[0]), nargs="+", default=default)
+        else:
+            kind = str if default is None else type(default)
+            parsed.add_argument(flag, type=kind, default=default)
     return parsed

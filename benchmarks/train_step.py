@@ -1,7 +1,5 @@
 """Does a custom DQN class's ``train()`` cost more than stock SB3 DQN's, for the same update?
 
-    python -m benchmarks.train_step [--repeats 31] [--threads 1] [--device cpu]
-
 Sides: stock ``DQN`` and each of our classes, built with the same seed (same weights) and
 sampling from one shared, full replay buffer of random transitions (an update's cost does not
 depend on the values); timed: ``model.train(gradient_steps=N, batch_size=32)`` per gradient
@@ -21,7 +19,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import Logger
 
-from benchmarks.harness import Report, Side, parser, ratio_rows, run, table, timed, verdict
+from benchmarks.harness import Report, Side, parser, ratio_rows, run, timed
 from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
 
 BATCH_SIZE = 32
@@ -123,45 +121,27 @@ def forward_side(setup: Setup, buffer: ReplayBuffer, device: str) -> Side:
 
 
 def main() -> None:
-    args = parser(__doc__, "train_step.md", repeats=31)
     # One thread by default: two intra-op threads on two shared cores stall each other.
-    args.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    args.add_argument("--device", default="cpu")
-    options = args.parse_args()
+    options = parser(__doc__, "train_step.md", repeats=31, threads=1, device="cpu").parse_args()
     torch.set_num_threads(options.threads)
-    report = Report("Train-step cost: custom DQN classes vs stock SB3 DQN")
-    header = ["class", "ms / gradient step (median)", "ratio to stock: median (range)", "<= 1.05"]
+    report, device = Report("Train-step cost: custom DQN classes vs stock SB3 DQN"), options.device
     names = [name for name, _, _ in CLASSES]
     for setup in SETUPS:
-        buffer = random_buffer(setup, options.device)
-        sides = [model_side(variant, setup, buffer, options.device) for variant in CLASSES]
-        result = run([*sides, forward_side(setup, buffer, options.device)], options.repeats)
+        buffer = random_buffer(setup, device)
+        sides = [model_side(variant, setup, buffer, device) for variant in CLASSES]
+        result = run([*sides, forward_side(setup, buffer, device)], options.repeats)
         pairs = zip(result.values[STOCK], result.values[FORWARD], strict=True)
         result.values["stock + forward"] = [s + f for s, f in pairs]
+        rows = ratio_rows(result, names, STOCK, at_most=1.05) + ratio_rows(result, [FORWARD], STOCK)
         fair = result.ratio("DoubleDQN", "stock + forward")
-        rows = ratio_rows(result, names, STOCK, limit=1.05)
-        rows.append(
-            ["DoubleDQN vs stock + 1 online forward", "", str(fair), verdict(fair.median <= 1.05)]
-        )
-        rows.append([FORWARD, f"{1e3 * result.median(FORWARD):.3f}", "", ""])
-        figures = {name: result.ratio(name, STOCK).median for name in names}
-        figures["DoubleDQN vs stock + forward"] = fair.median
+        rows.append({"side": "DoubleDQN / (stock + forward)", f"/ {STOCK}": fair})
+        rows[-1]["<= 1.05"] = fair.median <= 1.05
         calls = f" x {setup.calls} calls" if setup.calls > 1 else ""
-        heading = f"{setup.name}: N = {setup.gradient_steps}{calls}"
-        report.section(heading, table(header, rows), result, figures)
-    buffer = random_buffer(BREAKOUT, options.device)
-    result = run(
-        [model_side(v, BREAKOUT, buffer, options.device) for v in NETWORKS], options.repeats
-    )
-    names, header = (
-        [name for name, _, _ in NETWORKS],
-        ["model", *header[1:2], "ratio to Nature CNN"],
-    )
-    heading = (
-        f"Breakout: the reference agent's Q-network vs Nature CNN: N = {BREAKOUT.gradient_steps}"
-    )
-    figures = {name: result.ratio(name, names[0]).median for name in names}
-    report.section(heading, table(header, ratio_rows(result, names, names[0])), result, figures)
+        report.section(f"{setup.name}: N = {setup.gradient_steps}{calls}", rows, result=result)
+    buffer = random_buffer(BREAKOUT, device)
+    result = run([model_side(v, BREAKOUT, buffer, device) for v in NETWORKS], options.repeats)
+    rows = ratio_rows(result, [name for name, _, _ in NETWORKS], NETWORKS[0][0])
+    report.section("Breakout: the reference Q-network vs Nature CNN", rows, result=result)
     report.write(options.output)
 
 
