@@ -1,16 +1,13 @@
-"""The protocol every benchmark shares, written once: sides, interleaved repeats, paired ratios,
-the machine header and the report (markdown + JSON).
+"""The protocol every benchmark shares, written once: sides as data, interleaved repeats,
+paired ratios, the machine header and the report (markdown + JSON).
 
-A benchmark declares its sides as data and asks one question of them::
-
-    sides = [Side("stock", build_stock, time_train), Side("ours", build_ours, time_train)]
-    result = run(sides, repeats=15)
+    result = run([Side("stock", build_stock, timed(train)), Side("ours", ...)], repeats=15)
     result.ratio("ours", "stock")   # Ratio(median=0.98, low=0.95, high=1.02)
 
 Why interleaved: on a shared machine the load drifts over seconds. Each repeat measures every
-side once, starting at a rotating position, so a drift hits all sides alike; a ratio is taken
-within one repeat (paired) and the median over repeats is reported with its range, so a report
-says how noisy it was. The 1-minute load average is recorded per repeat for the same reason.
+side once, from a rotating start, so a drift hits all sides alike; a ratio is taken within a
+repeat (paired), and its median over repeats is reported with its range. The 1-minute load
+average is recorded per repeat for the same reason.
 """
 
 from __future__ import annotations
@@ -91,22 +88,17 @@ def timed(work: Callable[[Any], object], units: int = 1) -> Callable[[Any], floa
     return measure
 
 
-def run(sides: Sequence[Side], repeats: int, warmup: int = 1, log: bool = True) -> Result:
+def run(sides: Sequence[Side], repeats: int, warmup: int = 1) -> Result:
     """Build every side, warm each up, then ``repeats`` rounds of one measurement per side."""
-    built = [side.build() for side in sides]
-    for side, obj in zip(sides, built, strict=True):
+    result = Result({side.name: [] for side in sides}, built={s.name: s.build() for s in sides})
+    for side in sides:
         for _ in range(warmup):  # allocators, optimizer state, lazy initialisation, JIT
-            side.measure(obj)
-    result = Result(
-        {side.name: [] for side in sides},
-        built={s.name: b for s, b in zip(sides, built, strict=True)},
-    )
+            side.measure(result.built[side.name])
     for repeat in range(repeats):
-        for i in [(repeat + k) % len(sides) for k in range(len(sides))]:
-            result.values[sides[i].name].append(sides[i].measure(built[i]))
-            if log:
-                value = result.values[sides[i].name][-1]
-                print(f"  repeat {repeat + 1}: {sides[i].name}: {value:.4g}", flush=True)
+        start = repeat % len(sides)
+        for side in [*sides[start:], *sides[:start]]:
+            result.values[side.name].append(value := side.measure(result.built[side.name]))
+            print(f"  repeat {repeat + 1}: {side.name}: {value:.4g}", flush=True)
         result.load.append(os.getloadavg()[0])
     return result
 
@@ -128,15 +120,8 @@ def command() -> str:
 
 def machine() -> dict[str, Any]:
     """What a figure depends on besides the code: CPU, threads, versions, load at the start."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    cpus = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((x.split(":", 1)[1].strip() for x in cpus if x.startswith("model name")), "?")
     versions = {"python": platform.python_version()}
     for package in VERSIONS:
         try:
@@ -146,7 +131,7 @@ def machine() -> dict[str, Any]:
     return {
         "date": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         "cpu": f"{cpu}, {os.cpu_count()} logical cores",
-        "gpu": gpu,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "versions": versions,

@@ -21,19 +21,10 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from experiments.config import compose_config
 
 #: ``dqn`` keys that stock DQN takes as they are.
-STOCK_KEYS = (
-    "buffer_size",
-    "learning_starts",
-    "batch_size",
-    "tau",
-    "gamma",
-    "train_freq",
-    "gradient_steps",
-    "target_update_interval",
-    "exploration_initial_eps",
-    "exploration_final_eps",
-    "max_grad_norm",
-)
+STOCK_KEYS = (  # noqa: SIM905 - one string reads as one list
+    "buffer_size learning_starts batch_size tau gamma train_freq gradient_steps"
+    " target_update_interval exploration_initial_eps exploration_final_eps max_grad_norm"
+).split()
 #: Policy keywords of ours (custom/policies.py) that SB3's own policies do not take.
 OUR_POLICY_KEYWORDS = ("channels_last", "dueling", "network")
 
@@ -90,8 +81,9 @@ def exploration_fraction(dqn: dict[str, Any], total_timesteps: int) -> float:
     return dqn["exploration_anneal_steps"] / total_timesteps
 
 
-def stock_dqn(cfg: dict[str, Any], env: VecEnv) -> DQN:
-    """SB3's DQN with the values of run.py's composed config ``cfg`` (resolved to a dict)."""
+def stock_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """SB3 DQN's keywords for run.py's composed config ``cfg`` (resolved to a dict), but the
+    env, policy class, seed and device."""
     dqn = cfg["dqn"]
     # What SB3's DQN cannot express must be at its stock value, else the work would differ.
     assert dqn["loss"] == "smooth_l1" and dqn["exploration_hold_steps"] == 0, dqn
@@ -100,16 +92,12 @@ def stock_dqn(cfg: dict[str, Any], env: VecEnv) -> DQN:
         learning_rate = LinearSchedule(
             learning_rate, dqn["learning_rate_final"], dqn["learning_rate_fraction"]
         )
-    return DQN(
-        cfg["env"]["policy"],
-        env,
-        learning_rate=learning_rate,
-        seed=cfg["seed"],
-        device=cfg["device"],
-        policy_kwargs=stock_policy_kwargs(dqn["policy_kwargs"]),
-        exploration_fraction=exploration_fraction(dqn, cfg["total_timesteps"]),
+    return {
+        "learning_rate": learning_rate,
+        "policy_kwargs": stock_policy_kwargs(dqn["policy_kwargs"]),
+        "exploration_fraction": exploration_fraction(dqn, cfg["total_timesteps"]),
         **{key: dqn[key] for key in STOCK_KEYS},
-    )
+    }
 
 
 def stock_model(cfg: DictConfig, env_cfg: DictConfig | None = None) -> DQN:
@@ -124,22 +112,18 @@ def stock_model(cfg: DictConfig, env_cfg: DictConfig | None = None) -> DQN:
         plain["env"] = OmegaConf.to_container(env_cfg.env, resolve=True)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    return stock_dqn(plain, stock_env(plain))
+    env, kwargs = stock_env(plain), stock_kwargs(plain)
+    return DQN(plain["env"]["policy"], env, seed=cfg.seed, device=cfg.device, **kwargs)
 
 
 def main() -> None:
     """``python -m benchmarks.stock OVERRIDE...``: what stock SB3 would get for run.py's config
     (JSON), or one line saying why stock SB3 cannot train it."""
-    cfg = compose_config(sys.argv[1:])
-    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    dqn = plain["dqn"]
+    plain = OmegaConf.to_container(compose_config(sys.argv[1:]), resolve=True)
     try:
-        kwargs = {key: dqn[key] for key in STOCK_KEYS}
-        kwargs["policy_kwargs"] = stock_policy_kwargs(dqn["policy_kwargs"])
+        print(json.dumps(stock_kwargs(plain), default=str))  # type: ignore[arg-type]
     except ValueError as error:
         sys.exit(f"error: {error}")
-    kwargs["exploration_fraction"] = exploration_fraction(dqn, plain["total_timesteps"])
-    print(json.dumps(kwargs))
 
 
 if __name__ == "__main__":
