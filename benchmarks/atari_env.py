@@ -11,7 +11,6 @@ SB3's WarpFrame arithmetic, on real frames (``torch.utils.benchmark``).
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 
 import ale_py
@@ -21,7 +20,7 @@ import numpy as np
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
 
-from benchmarks.harness import Report, Side, kernel_seconds, parser, run
+from benchmarks.harness import Report, Side, kernel_seconds, parser, run, timed
 from custom.atari_wrappers import AtariOptions, atari_make_kwargs, preprocess_frame, wrap_atari
 
 ENV_ID = "ALE/Breakout-v5"
@@ -30,15 +29,9 @@ gym.register_envs(ale_py)
 
 
 def ours() -> VecEnv:
-    options = AtariOptions()
-    return make_vec_env(
-        ENV_ID,
-        n_envs=1,
-        seed=0,
-        env_kwargs=atari_make_kwargs(options),
-        wrapper_class=wrap_atari,
-        wrapper_kwargs={"options": options, "training": True},
-    )
+    kwargs = {"env_kwargs": atari_make_kwargs(AtariOptions()), "wrapper_class": wrap_atari}
+    kwargs["wrapper_kwargs"] = {"options": AtariOptions(), "training": True}
+    return make_vec_env(ENV_ID, n_envs=1, seed=0, **kwargs)
 
 
 def stock(noop_max: int = 30) -> VecEnv:
@@ -61,27 +54,14 @@ def bare() -> Callable[[np.ndarray], None]:
 
 def rate(steps: int) -> Callable[[Callable[[np.ndarray], object]], float]:
     """Env steps per second over ``steps`` random actions (the same draw on every side)."""
-
     actions = np.random.default_rng(0).integers(4, size=(steps, 1))
-
-    def measure(step: Callable[[np.ndarray], object]) -> float:
-        start = time.perf_counter()
-        for action in actions:
-            step(action)
-        return steps / (time.perf_counter() - start)
-
-    return measure
+    seconds = timed(lambda step: [step(action) for action in actions], steps)
+    return lambda step: 1 / seconds(step)
 
 
 def stepper(make: Callable[[], VecEnv]) -> Callable[[], Callable[[np.ndarray], object]]:
     """A side's build: the env, reset, behind its ``step``."""
-
-    def build() -> Callable[[np.ndarray], object]:
-        env = make()
-        env.reset()
-        return env.step
-
-    return build
+    return lambda: (env := make(), env.reset())[0].step
 
 
 def real_frames(n: int) -> list[np.ndarray]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import subprocess
 import sys
 import time
+from subprocess import PIPE, Popen
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from benchmarks.stock import stock_model
 from experiments.config import compose_config
 from experiments.train import build
 
-TARGET = 1.5
+TARGET, WORKERS = 1.5, ("ours", "stock")
 
 
 class Window(BaseCallback):
@@ -104,9 +104,7 @@ class Worker:
     def __init__(self, name: str, argv: list[str]) -> None:
         self.name, self.updates, self.last = name, list[int](), dict[str, Any]()
         command = [sys.executable, "-m", "benchmarks.breakout_throughput", "--worker", name, *argv]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        self.process = Popen(command, stdin=PIPE, stdout=PIPE, text=True)
 
     def ask(self, request: str) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -136,11 +134,9 @@ def main() -> None:
     report = Report("Breakout training throughput: our default pipeline vs stock SB3 DQN")
     for freq in options.train_freqs:
         argv = [*sys.argv[1:], "--train-freqs", str(freq)]
-        workers = {name: Worker(name, argv) for name in ("ours", "stock")}
-        sides = [
-            Side(n, functools.partial(lambda w: w, w), Worker.window) for n, w in workers.items()
-        ]
-        result = run(sides, options.repeats, warmup=0)
+        sides = [Side(n, functools.partial(Worker, n, argv), Worker.window) for n in WORKERS]
+        result = run(sides, options.repeats, warmup=0)  # starts both processes, then the windows
+        workers = result.built
         ours, stock = workers["ours"], workers["stock"]
         assert ours.updates == stock.updates, f"updates differ: {ours.updates}, {stock.updates}"
         rows = ratio_rows(result, ["ours", "stock"], "stock", "env steps/s", 1, at_least=TARGET)

@@ -75,13 +75,8 @@ def rss(key: str = "VmRSS") -> float:
 
 
 def main() -> None:
-    options = parser(
-        __doc__,
-        "replay_buffer.md",
-        **dict(repeats=7, samples=1000, steps=20_000),
-        capacity=1_000_000,
-        sb3_capacity=50_000,
-    ).parse_args()
+    sizes = {"samples": 1000, "steps": 20_000, "capacity": 1_000_000, "sb3_capacity": 50_000}
+    options = parser(__doc__, "replay_buffer.md", repeats=7, **sizes).parse_args()
     capacity, small = options.capacity, options.sb3_capacity
     torch.set_num_threads(1)  # sampling is numpy on one thread; so are the tensor copies, alike
     report = Report("Replay buffer: FrameStackReplayBuffer vs SB3's ReplayBuffer")
@@ -91,9 +86,8 @@ def main() -> None:
     big = filled(FrameStackReplayBuffer, capacity, transitions(lives))
     fill_s, grown, full_rss = time.perf_counter() - start, rss() - before, rss()
     valid = big.is_valid(np.arange(capacity), np.zeros(capacity, int)).mean()  # type: ignore[attr-defined]
-    sample = timed(
-        lambda b: [b.sample(BATCH_SIZE) for _ in range(options.samples)], options.samples
-    )
+    samples = options.samples
+    sample = timed(lambda b: [b.sample(BATCH_SIZE) for _ in range(samples)], samples)
     big_latency = statistics.median(sample(big) for _ in range(3))
     per_row, frames_per_row = big.nbytes / capacity, big.frames_written / capacity  # type: ignore[attr-defined]
     del big
@@ -112,35 +106,24 @@ def main() -> None:
         {"side": f"{FRAMES}, capacity {capacity}", "us": 1e6 * big_latency, f"/ {SB3}": big_ratio}
     )
     report.section(f"sample({BATCH_SIZE}) latency, capacity {small}", rows, result=result)
-    memory = [
-        {
-            "measure": "bytes per transition",
-            FRAMES: per_row,
-            SB3: sb3_row,
-            "target": f"{SB3} / {FRAMES} >= 7.8: {sb3_row / per_row:.2f}",
-        },
-        {
-            "measure": f"array GiB at capacity {capacity}",
-            FRAMES: per_row * capacity / 2**30,
-            SB3: sb3_row * capacity / 2**30,
-            "target": "SB3's computed",
-        },
-        {
-            "measure": "RSS growth while filling, GiB",
-            FRAMES: grown,
-            "target": f"whole process {full_rss * 2**30 / 1e9:.2f} GB < 8 GB",
-        },
-        {"measure": "peak RSS of the run (VmHWM), GiB", FRAMES: rss("VmHWM")},
-        {"measure": "add() per second while filling", FRAMES: capacity / fill_s},
-        {
-            "measure": "rows sampleable once full",
-            FRAMES: float(valid),
-            SB3: 1.0,
-            "target": f"frames written per transition {frames_per_row:.3f}",
-        },
+    gib = capacity / 2**30
+    memory = [  # measure, ours, SB3's, target
+        ("bytes per transition", per_row, sb3_row, f"ours 7.8x smaller: {sb3_row / per_row:.2f}x"),
+        (f"array GiB at capacity {capacity}", per_row * gib, sb3_row * gib, "SB3's computed"),
+        (
+            "RSS growth while filling, GiB",
+            grown,
+            None,
+            f"process < 8 GB: {full_rss * 2**30 / 1e9:.2f}",
+        ),
+        ("peak RSS of the run (VmHWM), GiB", rss("VmHWM"), None, None),
+        ("add() per second while filling", capacity / fill_s, None, None),
+        ("rows sampleable once full", float(valid), 1.0, f"frames a row {frames_per_row:.3f}"),
     ]
+    header = ("measure", FRAMES, SB3, "target")
     steps = sum(len(actions) for _, actions, _ in lives)
-    report.section(f"Memory: {steps} random-play steps ({len(lives)} lives), replayed", memory)
+    rows = [dict(zip(header, row, strict=True)) for row in memory]
+    report.section(f"Memory: {steps} random-play steps ({len(lives)} lives), replayed", rows)
     report.write(options.output)
 
 

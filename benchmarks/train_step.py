@@ -22,8 +22,7 @@ from stable_baselines3.common.logger import Logger
 from benchmarks.harness import Report, Side, parser, ratio_rows, run, timed
 from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
 
-BATCH_SIZE = 32
-BUFFER_SIZE = 2_000
+BATCH_SIZE, BUFFER_SIZE = 32, 2_000
 STOCK, FORWARD = "DQN (stock SB3)", "(no-grad online forward pass alone)"
 Variant = tuple[str, type[DQN], dict[str, Any]]
 CLASSES: list[Variant] = [
@@ -82,8 +81,10 @@ class ShapeEnv(gym.Env[np.ndarray, np.int64]):
     """An env that only has spaces: SB3 needs one to build a model; nothing steps it."""
 
     def __init__(self, setup: Setup) -> None:
-        self.observation_space = setup.space
-        self.action_space = gym.spaces.Discrete(setup.n_actions)
+        self.observation_space, self.action_space = (
+            setup.space,
+            gym.spaces.Discrete(setup.n_actions),
+        )
 
 
 def model_side(variant: Variant, setup: Setup, buffer: ReplayBuffer, device: str) -> Side:
@@ -106,18 +107,15 @@ def model_side(variant: Variant, setup: Setup, buffer: ReplayBuffer, device: str
 
 def forward_side(setup: Setup, buffer: ReplayBuffer, device: str) -> Side:
     """The no-grad online forward pass on a batch of next observations that DoubleDQN adds."""
-    steps = setup.gradient_steps * setup.calls
+    steps, model = setup.gradient_steps * setup.calls, model_side(CLASSES[0], setup, buffer, device)
+    batch = buffer.sample(BATCH_SIZE).next_observations
 
-    def forward(net: tuple[torch.nn.Module, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for _ in range(steps):
-                net[0](net[1])
+    @torch.no_grad()
+    def forward(net: torch.nn.Module) -> None:
+        for _ in range(steps):
+            net(batch)
 
-    def build() -> tuple[torch.nn.Module, torch.Tensor]:
-        model = model_side(CLASSES[0], setup, buffer, device).build()
-        return model.q_net, buffer.sample(BATCH_SIZE).next_observations
-
-    return Side(FORWARD, build, timed(forward, steps))
+    return Side(FORWARD, lambda: model.build().q_net, timed(forward, steps))
 
 
 def main() -> None:
