@@ -1,11 +1,9 @@
 """Is our Breakout wrapper chain slower to step than SB3's stock AtariWrapper?
 
-Sides: one-env DummyVecEnvs on ``ALE/Breakout-v5`` (4 frames a step, sticky actions) giving
-(4, 84, 84) uint8 observations, stepped with the same random actions: ours (``wrap_atari``,
-reference options); SB3's ``make_atari_env`` (``frame_skip=1``: v5 skips already) +
-VecFrameStack(4) + VecTransposeImage, with and without its no-ops; and the bare ALE env, the
-floor. Timed: env steps per second. Then the per-frame cost of ``preprocess_frame`` against
-SB3's WarpFrame arithmetic, on real frames (``torch.utils.benchmark``).
+Sides (one-env DummyVecEnvs on ``ALE/Breakout-v5``, (4, 84, 84) uint8 out, the same random
+actions): ours (``wrap_atari``); SB3's ``make_atari_env`` + VecFrameStack + VecTransposeImage,
+with and without no-ops; the bare ALE env. Timed: env steps per second. Then one frame's
+preprocessing, ours vs SB3's WarpFrame arithmetic (``torch.utils.benchmark``).
 """
 
 from __future__ import annotations
@@ -90,15 +88,8 @@ def main() -> None:
     sides = [*(Side(n, stepper(m), measure) for n, m in makes.items()), Side(BARE, bare, measure)]
     result = run(sides, options.repeats)
     ms = {s.name: 1e3 / result.median(s.name) for s in sides}
-    rows = [
-        {
-            "env": n,
-            "steps/s": result.median(n),
-            "ms/step": ms[n],
-            "ours / this": result.ratio(OURS, n),
-        }
-        for n in ms
-    ]
+    ratios = {n: result.ratio(OURS, n) for n in ms}
+    rows = [{"env": n, "steps/s": 1e3 / ms[n], "ms": ms[n], "ours / this": ratios[n]} for n in ms]
     figures = {f"{n}: ms over bare ALE": ms[n] - ms[BARE] for n in (OURS, STOCK)}
     figures["ours / stock"] = result.ratio(OURS, STOCK).median
     report.section("Env steps per second", rows, result=result, **figures)
@@ -106,8 +97,7 @@ def main() -> None:
     work = {"`preprocess_frame`": preprocess_frame, "SB3 WarpFrame arithmetic": warp_frame}
     us = {n: 1e6 * kernel_seconds(lambda f=f: f(next(frames))) for n, f in work.items()}
     rows = [
-        {"preprocessing": n, "us/frame": t, "% of our env step": t / ms[OURS] / 10}
-        for n, t in us.items()
+        {"preprocessing": n, "us": t, "% of our env step": t / ms[OURS] / 10} for n, t in us.items()
     ]
     report.section("Preprocessing one real frame alone (torch.utils.benchmark median)", rows)
     report.write(options.output)

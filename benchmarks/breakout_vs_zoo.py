@@ -2,23 +2,18 @@
 
     python -m benchmarks.breakout_vs_zoo RUN_DIR [RUN_DIR ...] --zoo 0.monitor.csv
 
-RUN_DIRs: runs in rl-zoo's setup (docs/reports/breakout_750k.md names the command); ``--zoo``:
-the published agent's ``0.monitor.csv``. Its games are logged in frames, ours at an env step
-too, so each is counted both ways: frames / 4 on both sides (exact); env steps on both sides,
-the zoo's estimated as frames / 4 minus the reset steps per game measured on our runs.
-Prints a markdown table (mean score per ``--window`` of steps, games in brackets) and writes
-a PNG of every game's score with the mean of the last 100.
+docs/reports/breakout_750k.md says which runs, and how the zoo's frames become env steps.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmarks.harness import table
@@ -51,19 +46,10 @@ def read_games(run_dir: Path) -> Games:
 
 def read_monitor(path: Path, reset_steps: float) -> Games:
     """An SB3 ``monitor.csv`` (a JSON line, then ``r,l,t``); env steps estimated from lengths."""
-    with path.open(newline="") as file:
-        file.readline()
-        rows = list(csv.DictReader(file))
-    zoo = Games("rl-zoo", np.zeros(0), *(np.array([float(r[k]) for r in rows]) for k in "rl"))
-    zoo.steps = zoo.steps_from_lengths - reset_steps * np.arange(1, len(rows) + 1)
+    games = pd.read_csv(path, skiprows=1)
+    zoo = Games("rl-zoo", np.zeros(0), games["r"].to_numpy(float), games["l"].to_numpy(float))
+    zoo.steps = zoo.steps_from_lengths - reset_steps * np.arange(1, len(games) + 1)
     return zoo
-
-
-def rolling_mean(scores: np.ndarray, n: int = 100) -> np.ndarray:
-    """Mean of the last ``n`` games at each game (fewer at the start)."""
-    sums = np.cumsum(scores)
-    shifted = np.concatenate([np.zeros(n), sums])[: len(scores)]
-    return (sums - shifted) / np.minimum(np.arange(1, len(scores) + 1), n)
 
 
 def figure(all_games: list[Games], end: int) -> Figure:
@@ -72,7 +58,7 @@ def figure(all_games: list[Games], end: int) -> Figure:
     for games in all_games:
         keep = games.steps <= end
         dots = ax.scatter(games.steps[keep], games.scores[keep], s=2, alpha=0.25)
-        mean = rolling_mean(games.scores)[keep]
+        mean = pd.Series(games.scores).rolling(100, min_periods=1).mean().to_numpy()[keep]
         label = f"{games.label} (mean of last 100 games)"
         ax.plot(games.steps[keep], mean, color=dots.get_facecolor()[0], label=label)
     ax.set(xlabel="env steps (zoo: estimated from frames)", xlim=(0, end))

@@ -1,10 +1,8 @@
 """What is the fast update made of? Breakout's gradient step, stock SB3 vs each speed-up.
 
-Sides: stock SB3 DQN; TargetDQN with torch's default Adam; with the fused Adam kernel; with
-channels-last convolutions too (both in conf/family/dqn.yaml: our default); with the update
-compiled on top (``dqn.compile=true``). Timed as benchmarks/train_step.py times a step, on one
-full replay buffer of real Breakout transitions. Then whether the speed-ups change numbers:
-from the same weights and 100 batches, each variant's parameters against the one it changes.
+Sides: stock DQN; TargetDQN with default Adam, fused Adam, channels-last too (our default),
+compiled too; timed as benchmarks/train_step.py, on real Breakout transitions. Then each
+variant's parameter drift from the one it changes, after the same 100 updates.
 """
 
 from __future__ import annotations
@@ -36,11 +34,8 @@ TWIN = [0, 0, 1, 2, 3]
 
 
 def breakout_buffer(device: str, seed: int = 0) -> ReplayBuffer:
-    """A full replay buffer of Breakout transitions from random play on ``env=breakout``.
-
-    Real frames, rewards and life-loss terminals make the drift check mean what it says;
-    random pixels make Q-values and gradients that no training sees.
-    """
+    """A full replay buffer of random play on ``env=breakout``: real frames, for a drift that
+    training would see (random pixels give Q-values and gradients no training sees)."""
     cfg = compose_config(["env=breakout", "algo=dqn", f"seed={seed}"])
     env = make_env(cfg, training=True)
     buffer = ReplayBuffer(BUFFER_SIZE, env.observation_space, env.action_space, device=device)
@@ -56,11 +51,8 @@ def breakout_buffer(device: str, seed: int = 0) -> ReplayBuffer:
 
 
 def parameter_drift(models: list[DQN]) -> list[float]:
-    """Max |parameter difference| of each model against its :data:`TWIN` after the same updates.
-
-    Every model starts from the same weights (same seed) and trains on the same batches: the
-    global numpy stream that the buffer samples from is reseeded before each.
-    """
+    """Max |parameter difference| of each model against its :data:`TWIN` after the same
+    updates from the same weights (same seed) on the same batches (reseeded before each)."""
     for model in models:
         np.random.seed(0)  # noqa: NPY002 - SB3's buffers sample from the global generator
         model.train(gradient_steps=CHECK_UPDATES, batch_size=BATCH_SIZE)
@@ -78,14 +70,15 @@ def main() -> None:
         torch.set_num_threads(options.threads)
     device = str(get_device(options.device))
     report = Report("The fast update: Breakout's gradient step, stock SB3 vs each speed-up")
-    sides = [model_side(variant, BREAKOUT, breakout_buffer(device), device) for variant in VARIANTS]
+    buffer = breakout_buffer(device)
+    sides = [model_side(variant, BREAKOUT, buffer, device) for variant in VARIANTS]
     result = run(sides, options.repeats)
     drift = parameter_drift([side.build() for side in sides])
     rows = ratio_rows(result, [name for name, _, _ in VARIANTS], VARIANTS[0][0])
-    for index, (row, diff) in enumerate(zip(rows, drift, strict=True)):
-        row[f"max abs parameter difference after {CHECK_UPDATES} updates"] = (
-            f"{diff:.1e} vs {VARIANTS[TWIN[index]][0]}" if TWIN[index] != index else "-"
-        )
+    key = f"max abs parameter difference after {CHECK_UPDATES} updates"
+    rows[0][key] = "-"
+    for row, diff, twin in zip(rows[1:], drift[1:], TWIN[1:], strict=True):
+        row[key] = f"{diff:.1e} vs {VARIANTS[twin][0]}"
     compile_s = getattr(result.built[VARIANTS[-1][0]], "compile_seconds", None)
     heading = f"`train(gradient_steps={BREAKOUT.gradient_steps}, batch_size={BATCH_SIZE})`"
     report.section(heading, rows, [f"Compiling took {compile_s} s."], result, drift=drift)

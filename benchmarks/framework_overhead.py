@@ -1,12 +1,9 @@
 """What does ``python run.py`` cost over a plain SB3 script doing the same training?
 
-Sides, each a subprocess on a pseudo-terminal (so run.py's progress bar draws as a user's
-would), timed end to end: the plain SB3 script (``benchmarks/stock.py``'s DQN, no callbacks,
-no logger); the plain script with our algorithm (``experiments.train.build``, a bare
-``learn()``: run.py against it is the framework alone); ``run.py`` with its defaults but
-``eval.freq=0``; and each ``--variant`` of run.py. Timed: the steady env steps per second,
-``(long - short) / (T_long - T_short)`` (start-up cancels), run.py's final evaluation (from
-evaluations.csv) subtracted. ``--plain {sb3,ours} OVERRIDE...`` is a plain script itself.
+Sides, subprocesses on a pseudo-terminal: the plain SB3 script (benchmarks/stock.py); the plain
+script with our algorithm (the framework's baseline); ``run.py`` with ``eval.freq=0``; each
+``--variant``. Timed: steady env steps per second, ``(long - short) / (T_long - T_short)``,
+less run.py's final evaluation. ``--plain {sb3,ours} OVERRIDE...`` is a plain script.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import operator
 import os
 import platform
 import statistics
@@ -34,11 +35,8 @@ VERSIONS = ("numpy", "torch", "stable-baselines3", "gymnasium", "ale-py")
 
 @dataclass(frozen=True)
 class Side:
-    """One thing under test: how to build it once, and one measurement of what was built.
-
-    :param measure: returns one number per call (seconds per unit, or a rate); the harness
-        calls it once per repeat, plus ``warmup`` untimed calls first
-    """
+    """One thing under test: how to build it once, and one measurement (seconds per unit, or
+    a rate) of what was built."""
 
     name: str
     build: Callable[[], Any]
@@ -63,7 +61,6 @@ class Result:
 
     values: dict[str, list[float]]
     load: list[float] = field(default_factory=list)
-    #: what each side's build returned, for what a benchmark reads off it afterwards
     built: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def median(self, name: str) -> float:
@@ -159,43 +156,35 @@ def ratio_rows(
     result: Result,
     names: Sequence[str],
     baseline: str,
-    unit: str = "ms (median)",
+    unit: str = "ms",
     scale: float = 1e3,
-    at_most: float | None = None,
-    at_least: float | None = None,
+    target: str = "",
 ) -> list[dict[str, Any]]:
     """Per side: its median times ``scale``, its paired ratio to ``baseline`` (median and
-    range) and, with a target, whether the median ratio meets it."""
+    range) and, with a ``target`` (``"<= 1.05"``, ``">= 1.5"``), whether the median meets it."""
     rows = []
     for name in names:
         ratio = result.ratio(name, baseline)
-        row = {"side": name, unit: scale * result.median(name), f"/ {baseline}": ratio}
-        if at_most is not None:
-            row[f"<= {at_most}"] = ratio.median <= at_most if name != baseline else None
-        if at_least is not None:
-            row[f">= {at_least}"] = ratio.median >= at_least if name != baseline else None
-        rows.append(row)
+        rows.append({"side": name, unit: scale * result.median(name), f"/ {baseline}": ratio})
+        if target and name != baseline:
+            compare, limit = {"<=": operator.le, ">=": operator.ge}[target[:2]], float(target[2:])
+            rows[-1][target] = compare(ratio.median, limit)
     return rows
 
 
 class Report:
-    """One report: markdown for people and, beside it, JSON for diffing a later run.
-
-    :param title: the question the benchmark answers
-    """
+    """One report: markdown for people and, beside it, JSON for diffing a later run."""
 
     def __init__(self, title: str) -> None:
-        self.started = time.perf_counter()
-        self.header = {"command": command(), **machine()}
-        self.lines = [f"# {title}", "", f"Command: `{self.header['command']}`", ""]
-        self.data: dict[str, Any] = {}
-        versions = ", ".join(f"{k} {v}" for k, v in self.header["versions"].items())
-        self.lines += [
-            f"- {self.header['date']}; {self.header['cpu']}; GPU: {self.header['gpu']}; "
-            f"torch threads: {self.header['torch_threads']}; 1-min load at start: "
-            f"{self.header['load_at_start']:.2f}",
-            f"- {versions}; {self.header['platform']}",
-        ]
+        self.started, self.data = time.perf_counter(), dict[str, Any]()
+        self.header = h = {"command": command(), **machine()}
+        versions = ", ".join(f"{k} {v}" for k, v in h["versions"].items())
+        self.lines = [f"# {title}", "", f"Command: `{h['command']}`", ""]
+        self.lines.append(
+            f"- {h['date']}; {h['cpu']}; GPU: {h['gpu']}; torch threads: "
+            f"{h['torch_threads']}; 1-min load at start: {h['load_at_start']:.2f}"
+        )
+        self.lines.append(f"- {versions}; {h['platform']}")
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)

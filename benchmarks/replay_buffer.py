@@ -1,10 +1,8 @@
 """How much memory and sampling time does FrameStackReplayBuffer cost against SB3's ReplayBuffer?
 
-Data: real Breakout frames (SB3's AtariWrapper, life loss ends an episode) of random play,
-replayed in a loop; an episode starts with its first frame repeated 4 times, as
-custom/atari_wrappers.py does. A FrameStackReplayBuffer of ``--capacity`` is filled (memory,
-rows sampleable, latency at full size); then both buffers at ``--sb3-capacity`` (SB3's must fit
-in memory) are sides: timed, ``sample(32)`` with the tensor conversion, as ``DQN.train`` sees it.
+Data: random-play Breakout frames (SB3's AtariWrapper), replayed. A FrameStackReplayBuffer of
+``--capacity`` is filled (memory, rows sampleable); then both buffers at ``--sb3-capacity``
+are sides, timed: ``sample(32)`` with the tensor conversion, as ``DQN.train`` sees it.
 """
 
 from __future__ import annotations
@@ -100,7 +98,7 @@ def main() -> None:
     result = run(sides, options.repeats)
     stock = result.built[SB3]
     sb3_row = sum(getattr(stock, name).nbytes for name in SB3_ARRAYS) / small
-    rows = ratio_rows(result, [FRAMES, SB3], SB3, "us", 1e6, at_most=1.5)
+    rows = ratio_rows(result, [FRAMES, SB3], SB3, "us", 1e6, target="<= 1.5")
     big_ratio = big_latency / result.median(SB3)
     rows.append(
         {"side": f"{FRAMES}, capacity {capacity}", "us": 1e6 * big_latency, f"/ {SB3}": big_ratio}

@@ -30,14 +30,8 @@ OUR_POLICY_KEYWORDS = ("channels_last", "dueling", "network")
 
 
 def stock_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Our policy arguments without our speed-ups: SB3's default (foreach) Adam, not fused, and
-    SB3's NCHW weights, not channels-last.
-
-    Both compute the same update to float rounding; stock SB3 asks for neither.
-
-    :raises ValueError: for a keyword that changes the network (dueling, the reference
-        network): stock SB3 cannot build it, so no comparison would be like for like
-    """
+    """Our policy arguments without our speed-ups (fused Adam, channels-last): the same update
+    to float rounding. :raises ValueError: for a network stock SB3 cannot build (dueling...)"""
     defaults = {"dueling": False, "network": "sb3"}
     changed = [key for key, value in defaults.items() if policy_kwargs.get(key, value) != value]
     if changed:
@@ -49,33 +43,19 @@ def stock_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def stock_env(cfg: dict[str, Any]) -> VecEnv:
-    """The training env as SB3 alone builds it: make_vec_env, or make_atari_env + stacking.
-
-    :param cfg: run.py's composed config, resolved to a dict
-    """
-    env_cfg = cfg["env"]
-    if env_cfg["wrapper"] == "sb3_atari":
-        env = make_atari_env(
-            env_cfg["id"],
-            n_envs=1,
-            seed=cfg["seed"],
-            wrapper_kwargs=env_cfg["wrapper_kwargs"],
-            env_kwargs=env_cfg["make_kwargs"],
-        )
-        return VecFrameStack(env, n_stack=env_cfg["frame_stack"])
-    assert env_cfg["wrapper"] == "none", f"no stock setup for wrapper {env_cfg['wrapper']}"
-    return make_vec_env(
-        env_cfg["id"], n_envs=1, seed=cfg["seed"], env_kwargs=env_cfg["make_kwargs"]
-    )
+    """The training env as SB3 alone builds it: make_vec_env, or make_atari_env + stacking."""
+    env, kwargs = cfg["env"], {"n_envs": 1, "seed": cfg["seed"]}
+    kwargs["env_kwargs"] = env["make_kwargs"]
+    if env["wrapper"] == "sb3_atari":
+        vec_env = make_atari_env(env["id"], wrapper_kwargs=env["wrapper_kwargs"], **kwargs)
+        return VecFrameStack(vec_env, n_stack=env["frame_stack"])
+    assert env["wrapper"] == "none", f"no stock setup for wrapper {env['wrapper']}"
+    return make_vec_env(env["id"], **kwargs)
 
 
 def exploration_fraction(dqn: dict[str, Any], total_timesteps: int) -> float:
-    """SB3's ``exploration_fraction`` for run.py's epsilon schedule.
-
-    An anneal over ``exploration_anneal_steps`` env steps (held for none) is SB3's linear
-    schedule over that fraction of the run, also a fraction above 1 (a run shorter than the
-    anneal).
-    """
+    """SB3's ``exploration_fraction`` for run.py's anneal over ``exploration_anneal_steps``
+    (held for none): that fraction of the run, above 1 for a run shorter than the anneal."""
     if dqn["exploration_anneal_steps"] is None:
         return dqn["exploration_fraction"]
     return dqn["exploration_anneal_steps"] / total_timesteps
