@@ -31,10 +31,8 @@ def main() -> None:
     options = parser(__doc__, "../reports/checkpoints.md", transitions=20_000).parse_args()
     n, report = options.transitions, Report("Checkpoint size and write time (Breakout)")
     # random actions and no gradient step: a filled buffer
-    overrides = (
-        f"env=breakout dqn.buffer_size={n} dqn.learning_starts={n + 5} total_timesteps={n + 10}"
-    )
-    cfg = compose_config(overrides.split())
+    overrides = f"env=breakout dqn.buffer_size={n} dqn.learning_starts={n + 5}"
+    cfg = compose_config([*overrides.split(), f"total_timesteps={n + 10}"])
     env, eval_env, model = build(cfg)
 
     def save(folder: str, replay: bool) -> Path:
@@ -47,29 +45,25 @@ def main() -> None:
         load_s = seconds(lambda: model.load_replay_buffer(big / REPLAY))[1]  # type: ignore[attr-defined]
         plain_mb = sum(p.stat().st_size for p in small.rglob("*") if p.is_file()) / 1e6
         model_mb, replay_mb = (
-            (small / MODEL).stat().st_size / 1e6,
-            (big / REPLAY).stat().st_size / 1e6,
+            (d / f).stat().st_size / 1e6 for d, f in ((small, MODEL), (big, REPLAY))
         )
     env.close()
     eval_env.close()
-    rows = [
-        {
-            "what": f"checkpoint without replay (model.zip {model_mb:.1f} MB)",
-            "MB": plain_mb,
-            "seconds": plain_s,
-        },
-        {
-            "what": f"`checkpoint.replay=true`, {n} transitions (replay.pkl {replay_mb:.1f} MB)",
-            "MB": plain_mb + replay_mb,
-            "seconds": replay_s,
-        },
-        {"what": "reading that replay back (`load_replay_buffer`)", "seconds": load_s},
-        {
-            "what": "1M transitions, extrapolated from the replay's per transition",
-            "MB": replay_mb / n * 1e6,
-            "seconds": (replay_s - plain_s) / n * 1e6,
-        },
+    rows = [  # what, MB, seconds
+        (f"checkpoint without replay (model.zip {model_mb:.1f} MB)", plain_mb, plain_s),
+        (
+            f"`checkpoint.replay=true`, {n} transitions (replay.pkl {replay_mb:.1f} MB)",
+            plain_mb + replay_mb,
+            replay_s,
+        ),
+        ("reading that replay back (`load_replay_buffer`)", None, load_s),
+        (
+            "1M transitions, extrapolated (x 1M / transitions)",
+            replay_mb / n * 1e6,
+            (replay_s - plain_s) / n * 1e6,
+        ),
     ]
+    rows = [dict(zip(("what", "MB", "seconds"), row, strict=True)) for row in rows]
     report.section(f"Replay filled with {n} random-policy transitions in {fill_s:.0f} s", rows)
     report.write(options.output)
 

@@ -166,9 +166,9 @@ def ratio_rows(
     for name in names:
         ratio = result.ratio(name, baseline)
         rows.append({"side": name, unit: scale * result.median(name), f"/ {baseline}": ratio})
-        if target and name != baseline:
+        if target:
             compare, limit = {"<=": operator.le, ">=": operator.ge}[target[:2]], float(target[2:])
-            rows[-1][target] = compare(ratio.median, limit)
+            rows[-1][target] = compare(ratio.median, limit) if name != baseline else None
     return rows
 
 
