@@ -6,8 +6,6 @@ with and without no-ops; the bare ALE env. Timed: env steps per second. Then one
 preprocessing, ours vs SB3's WarpFrame arithmetic (``torch.utils.benchmark``).
 """
 
-from __future__ import annotations
-
 import itertools
 from collections.abc import Callable
 

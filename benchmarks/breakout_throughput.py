@@ -6,8 +6,6 @@ fixed epsilon. Timed: a window of ``--steps`` env steps after ``--warmup`` updat
 windows hold the same updates), then each side's parts. ``--worker`` is one side's process.
 """
 
-from __future__ import annotations
-
 import argparse
 import functools
 import json
@@ -67,10 +65,8 @@ def parts(model: Any, env: Any, train_freq: int, calls: int = 200) -> dict[str, 
         "predict": lambda: model.predict(obs),
         "env step": lambda: env.step(action),
     }
-    out = {
-        name: 1e3 * timed(lambda c: [c() for _ in range(calls)], calls)(call)
-        for name, call in work.items()
-    }
+    seconds = timed(lambda call: [call() for _ in range(calls)], calls)
+    out = {name: 1e3 * seconds(call) for name, call in work.items()}
     out["update / train_freq"] /= train_freq
     return out
 
@@ -84,10 +80,8 @@ class Worker:
         self.process = Popen(command, stdin=PIPE, stdout=PIPE, text=True)
 
     def ask(self, request: str) -> dict[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(request + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
+        print(request, file=self.process.stdin, flush=True)
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
         if not line:
             raise RuntimeError(f"the {self.name} worker ended (exit {self.process.wait()})")
         return json.loads(line)

@@ -5,8 +5,6 @@
 docs/reports/breakout_750k.md says which runs, and how the zoo's frames become env steps.
 """
 
-from __future__ import annotations
-
 import argparse
 import itertools
 from dataclasses import dataclass

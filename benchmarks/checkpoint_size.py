@@ -6,8 +6,6 @@ Fills Breakout's frame-once replay buffer (``conf/env/breakout.yaml``'s setup) w
 per transition times 1M: an extrapolation, stated as such.
 """
 
-from __future__ import annotations
-
 import tempfile
 import time
 from collections.abc import Callable

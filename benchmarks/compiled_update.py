@@ -5,8 +5,6 @@ compiled too; timed as benchmarks/train_step.py, on real Breakout transitions. T
 variant's parameter drift from the one it changes, after the same 100 updates.
 """
 
-from __future__ import annotations
-
 import numpy as np
 import torch
 from stable_baselines3 import DQN

@@ -5,8 +5,6 @@ predict (benchmarks/stock.py) with the same config, env and evaluation. Same cur
 noise: P(fast > stock)'s CI holds 0.5 and the final IQM CIs overlap (experiments.compare).
 """
 
-from __future__ import annotations
-
 import argparse
 import os
 import subprocess
@@ -25,22 +23,18 @@ from experiments.train import periodic_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ("env=cartpole", "algo=dqn")
-#: ``algo.name`` of the stock runs in their saved config: what the comparison groups them by.
-STOCK_LABEL = "dqn_stock_sb3"
-FAST_LABEL = "dqn"
+#: ``algo.name`` of each side in its saved config: what the comparison groups runs by.
+STOCK_LABEL, FAST_LABEL = "dqn_stock_sb3", "dqn"
 
 
 def train_stock(seed: int, run_dir: Path, extra: list[str]) -> None:
     """One stock SB3 run with run.py's config for ``seed``; a run dir that compare reads."""
     cfg = compose_config([*SHARED, *extra, f"seed={seed}", "progress_bar=false"])
     cfg.algo.name = STOCK_LABEL
-    run = RunDir(run_dir)
+    run, model, eval_env = RunDir(run_dir), stock_model(cfg), make_env(cfg, training=False)
     run.write_config(cfg)
     run.write_status("running", 0, cfg.total_timesteps)
-    model = stock_model(cfg)
-    eval_env = make_env(cfg, training=False)
     model.learn(cfg.total_timesteps, callback=periodic_evaluation(cfg, eval_env, run_dir))
-    eval_env.close()
     model.save(run.model_path)
     run.write_status("finished", model.num_timesteps, cfg.total_timesteps)
 

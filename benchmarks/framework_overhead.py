@@ -6,8 +6,6 @@ script with our algorithm (the framework's baseline); ``run.py`` with ``eval.fre
 less run.py's final evaluation. ``--plain {sb3,ours} OVERRIDE...`` is a plain script.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import os
@@ -112,10 +110,7 @@ def main() -> None:
         labels |= {f"run.py {v}": (*run_py, *v.split()) for v in options.variant}
         repeats = options.repeats[min(i, len(options.repeats) - 1)]
         with tempfile.TemporaryDirectory(prefix="framework_overhead_") as workdir:
-            sides = [
-                side(label, shared.split(), lengths, o, Path(workdir))
-                for label, o in labels.items()
-            ]
+            sides = [side(n, shared.split(), lengths, o, Path(workdir)) for n, o in labels.items()]
             result = run(sides, repeats, warmup=0)
         rows = ratio_rows(result, list(labels), SB3, "env steps/s", 1)
         for row in rows:

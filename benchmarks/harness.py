@@ -1,16 +1,10 @@
-"""The protocol every benchmark shares, written once: sides as data, interleaved repeats,
-paired ratios, the machine header and the report (markdown + JSON).
+"""The protocol every benchmark shares: sides as data, interleaved repeats, paired ratios, the
+machine header and the report (markdown + JSON). Why interleaved and paired, and how to add a
+benchmark: docs/benchmarks/README.md.
 
     result = run([Side("stock", build_stock, timed(train)), Side("ours", ...)], repeats=15)
     result.ratio("ours", "stock")   # Ratio(median=0.98, low=0.95, high=1.02)
-
-Why interleaved: on a shared machine the load drifts over seconds. Each repeat measures every
-side once, from a rotating start, so a drift hits all sides alike; a ratio is taken within a
-repeat (paired), and its median over repeats is reported with its range. The 1-minute load
-average is recorded per repeat for the same reason.
 """
-
-from __future__ import annotations
 
 import argparse
 import datetime
@@ -25,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -33,18 +27,15 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 VERSIONS = ("numpy", "torch", "stable-baselines3", "gymnasium", "ale-py")
 
 
-@dataclass(frozen=True)
-class Side:
-    """One thing under test: how to build it once, and one measurement (seconds per unit, or
-    a rate) of what was built."""
+class Side(NamedTuple):
+    """One thing under test: how to build it once, and one measurement of what was built."""
 
     name: str
     build: Callable[[], Any]
     measure: Callable[[Any], float]
 
 
-@dataclass(frozen=True)
-class Ratio:
+class Ratio(NamedTuple):
     """The median over repeats of a paired ratio, and its range over repeats."""
 
     median: float
@@ -186,10 +177,6 @@ class Report:
         )
         self.lines.append(f"- {versions}; {h['platform']}")
 
-    def add(self, *lines: str) -> None:
-        self.lines.extend(lines)
-        print("\n".join(lines), flush=True)
-
     def section(
         self,
         heading: str,
@@ -206,12 +193,13 @@ class Report:
             self.data[heading].update(values=result.values, load=result.load)
             low, high = min(result.load), max(result.load)
             lines += ["", f"1-min load average per repeat: {low:.2f} - {high:.2f}"]
-        self.add("", f"## {heading}", "", *lines)
+        self.lines += ["", f"## {heading}", "", *lines]
+        print("\n".join(self.lines[-len(lines) - 3 :]), flush=True)
 
     def write(self, path: Path) -> None:
         """Write ``path`` (markdown) and ``path`` with ``.json``: header, raw values, figures."""
         seconds = time.perf_counter() - self.started
-        self.add("", f"Total benchmark time: {seconds:.0f} s.", "")
+        self.lines += ["", f"Total benchmark time: {seconds:.0f} s.", ""]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(self.lines))
         record = {**self.header, "seconds": seconds, "sections": self.data}

@@ -5,8 +5,6 @@ CartPole, SIGINT, SIGTERM and SIGKILL in turn, each at a random step (SIGKILL: a
 checkpoint, else nothing is left to resume), and tabulates every outcome.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import random
 import signal

@@ -5,8 +5,6 @@ Data: random-play Breakout frames (SB3's AtariWrapper), replayed. A FrameStackRe
 are sides, timed: ``sample(32)`` with the tensor conversion, as ``DQN.train`` sees it.
 """
 
-from __future__ import annotations
-
 import gc
 import statistics
 import time

@@ -5,8 +5,6 @@ steps and is then resumed (``checkpoint.replay=true``: the replay buffer comes b
 both evaluation curves beside the report (``resume_curve.png``).
 """
 
-from __future__ import annotations
-
 import os
 import re
 import signal
@@ -15,10 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from benchmarks.harness import Report, parser
 from experiments.run_dir import RUN_LOG, RunDir
@@ -30,8 +25,8 @@ RUN += " logger=none progress_bar=false"
 
 
 def main() -> None:
-    options = parser(__doc__, "../reports/resume_curve.md", total=20_000, stop_after=9_000)
-    options = options.parse_args()
+    args = parser(__doc__, "../reports/resume_curve.md", total=20_000, stop_after=9_000)
+    options = args.parse_args()
     report, workdir = Report("A resumed run continues the interrupted one"), Path(WORKDIR)
     run = [sys.executable, "run.py", f"total_timesteps={options.total}", *RUN.split()]
     env = {**os.environ, "WANDB_MODE": "disabled"}
@@ -46,7 +41,8 @@ def main() -> None:
     subprocess.run(resume, cwd=ROOT, env=env, check=True)
     match = re.search(r"from step_0*(\d+)", (stopped / RUN_LOG).read_text())
     step = int(match.group(1)) if match else -1
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
     for run_dir, label in ((straight, "straight through"), (stopped, "SIGINT, then resume")):
         curve = [(r.timesteps, r.mean_reward) for r in run_dir.evaluations()]
         axes.plot(*zip(*curve, strict=True), marker="o", markersize=3, label=label)
@@ -54,7 +50,6 @@ def main() -> None:
     axes.set(xlabel="env steps", ylabel="evaluation mean return (10 games)")
     axes.legend()
     png = options.output.with_suffix(".png")
-    png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=100, bbox_inches="tight")
     resumed = {r.timesteps: r.mean_reward for r in stopped.evaluations()}
     rows = [

@@ -1,11 +1,8 @@
 """Stock SB3 configured from run.py's composed config: the baseline the benchmarks measure against.
 
-Stock means what a user who writes SB3 by hand runs: SB3's ``DQN`` class and its own policy
-(no channels-last layout, Adam's default per-tensor loop, not the fused kernel), SB3's env
-helpers, the same hyperparameters, seed and torch threads as run.py's config.
+Stock is what a user writing SB3 by hand runs: SB3's ``DQN``, policy (NCHW, Adam's per-tensor
+loop) and env helpers, with run.py's hyperparameters, seed and torch threads.
 """
-
-from __future__ import annotations
 
 import json
 import sys

@@ -5,8 +5,6 @@ transitions) and DoubleDQN's extra no-grad forward pass alone; timed: ``model.tr
 gradient step. Then the reference agent's Q-network (and loss) against SB3's Nature CNN.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -77,10 +75,8 @@ class ShapeEnv(gym.Env[np.ndarray, np.int64]):
     """An env that only has spaces: SB3 needs one to build a model; nothing steps it."""
 
     def __init__(self, setup: Setup) -> None:
-        self.observation_space, self.action_space = (
-            setup.space,
-            gym.spaces.Discrete(setup.n_actions),
-        )
+        self.observation_space = setup.space
+        self.action_space = gym.spaces.Discrete(setup.n_actions)
 
 
 def model_side(variant: Variant, setup: Setup, buffer: ReplayBuffer, device: str) -> Side:
