@@ -8,6 +8,7 @@ preprocessing, ours vs SB3's WarpFrame arithmetic (``torch.utils.benchmark``).
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import ale_py
 import cv2
@@ -25,7 +26,8 @@ gym.register_envs(ale_py)
 
 
 def ours() -> VecEnv:
-    kwargs = {"env_kwargs": atari_make_kwargs(AtariOptions()), "wrapper_class": wrap_atari}
+    kwargs: dict[str, Any] = {"env_kwargs": atari_make_kwargs(AtariOptions())}
+    kwargs["wrapper_class"] = wrap_atari
     kwargs["wrapper_kwargs"] = {"options": AtariOptions(), "training": True}
     return make_vec_env(ENV_ID, n_envs=1, seed=0, **kwargs)
 
@@ -90,10 +92,10 @@ def main() -> None:
     rows = [{"env": n, "steps/s": 1e3 / ms[n], "ms": ms[n], "ours / this": ratios[n]} for n in ms]
     figures = {f"{n}: ms over bare ALE": ms[n] - ms[BARE] for n in (OURS, STOCK)}
     figures["ours / stock"] = result.ratio(OURS, STOCK).median
-    report.section("Env steps per second", rows, result=result, **figures)
+    report.section("Env steps per second", rows, result=result, figures=figures)
     frames = itertools.cycle(real_frames(8))  # cycled: an env step's frame is in cache too
     work = {"`preprocess_frame`": preprocess_frame, "SB3 WarpFrame arithmetic": warp_frame}
-    us = {n: 1e6 * kernel_seconds(lambda f=f: f(next(frames))) for n, f in work.items()}
+    us = {n: 1e6 * kernel_seconds(lambda f=f: f(next(frames))) for n, f in work.items()}  # type: ignore[misc]
     rows = [
         {"preprocessing": n, "us": t, "% of our env step": t / ms[OURS] / 10} for n, t in us.items()
     ]

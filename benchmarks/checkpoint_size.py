@@ -47,7 +47,7 @@ def main() -> None:
         )
     env.close()
     eval_env.close()
-    rows = [  # what, MB, seconds
+    cells = [  # what, MB, seconds
         (f"checkpoint without replay (model.zip {model_mb:.1f} MB)", plain_mb, plain_s),
         (
             f"`checkpoint.replay=true`, {n} transitions (replay.pkl {replay_mb:.1f} MB)",
@@ -61,7 +61,7 @@ def main() -> None:
             (replay_s - plain_s) / n * 1e6,
         ),
     ]
-    rows = [dict(zip(("what", "MB", "seconds"), row, strict=True)) for row in rows]
+    rows = [dict(zip(("what", "MB", "seconds"), row, strict=True)) for row in cells]
     report.section(f"Replay filled with {n} random-policy transitions in {fill_s:.0f} s", rows)
     report.write(options.output)
 

@@ -62,8 +62,8 @@ def parameter_drift(models: list[DQN]) -> list[float]:
 
 
 def main() -> None:
-    options = parser(__doc__, "compiled_update.md", repeats=15, threads=0, device="auto")
-    options = options.parse_args()
+    args = parser(__doc__, "compiled_update.md", repeats=15, threads=0, device="auto")
+    options = args.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
     device = str(get_device(options.device))
@@ -79,7 +79,7 @@ def main() -> None:
         row[key] = f"{diff:.1e} vs {VARIANTS[twin][0]}"
     compile_s = getattr(result.built[VARIANTS[-1][0]], "compile_seconds", None)
     heading = f"`train(gradient_steps={BREAKOUT.gradient_steps}, batch_size={BATCH_SIZE})`"
-    report.section(heading, rows, [f"Compiling took {compile_s} s."], result, drift=drift)
+    report.section(heading, rows, [f"Compiling took {compile_s} s."], result, {"drift": drift})
     report.write(options.output)
 
 

@@ -55,13 +55,12 @@ def seconds_on_terminal(argv: Sequence[str], run_dir: Path) -> float:
 
     threading.Thread(target=drain, daemon=True).start()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
-    start = time.perf_counter()
+    start, out = time.perf_counter(), follower
     process = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
     )
     os.close(follower)
-    code = process.wait()
-    seconds = time.perf_counter() - start
+    code, seconds = process.wait(), time.perf_counter() - start
     if code != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {code}:\n{output.decode()[-3000:]}")
     rows = RunDir(run_dir).evaluation_rows()
@@ -69,7 +68,7 @@ def seconds_on_terminal(argv: Sequence[str], run_dir: Path) -> float:
 
 
 def side(
-    label: str, shared: Sequence[str], lengths: tuple[int, int], own: Sequence[str], workdir: Path
+    label: str, shared: list[str], lengths: tuple[int, int], own: tuple, workdir: Path
 ) -> Side:
     """A side whose measurement runs it at both lengths: its steady env steps per second."""
 

@@ -183,7 +183,7 @@ class Report:
         rows: Sequence[dict[str, Any]] = (),
         notes: Sequence[str] = (),
         result: Result | None = None,
-        **figures: Any,
+        figures: dict[str, Any] | None = None,
     ) -> None:
         """A ``##`` section: the table of ``rows``, then ``notes``; the rows, ``figures`` and
         ``result``'s raw values and loads go to the JSON."""

@@ -28,17 +28,12 @@ def main() -> None:
         outcome = kill_and_resume(run_dir, signum, rng.randrange(first, TOTAL * 9 // 10))
         print(f"{index + 1}/{options.runs} {outcome}", flush=True)
         rows.append({**dataclasses.asdict(outcome), "redone": outcome.redone})
-    redone = [row["redone"] for row in rows if row["signal"] == signal.SIGKILL.name]
+    redone = [row["redone"] for row in rows if row["signal"] == signal.SIGKILL.name] or [0]
     passed = sum(row["ok"] for row in rows)
-    report.section(
-        f"CartPole ({', '.join(ARGS)}), W&B offline: {passed} of {options.runs} passed",
-        rows,
-        [
-            f"Final model within {TOTAL} + train_freq {TRAIN_FREQ} steps; SIGKILL redoes at most "
-            f"checkpoint.freq = {CHECKPOINT_FREQ} steps: here {min(redone, default=0)} to "
-            f"{max(redone, default=0)}."
-        ],
-    )
+    note = f"Final model within {TOTAL} + train_freq {TRAIN_FREQ} steps; SIGKILL redoes at most "
+    note += f"checkpoint.freq = {CHECKPOINT_FREQ}: here {min(redone)} to {max(redone)}."
+    heading = f"CartPole ({', '.join(ARGS)}), W&B offline: {passed} of {options.runs} passed"
+    report.section(heading, rows, [note])
     report.write(options.output)
 
 

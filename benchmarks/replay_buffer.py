@@ -5,6 +5,7 @@ Data: random-play Breakout frames (SB3's AtariWrapper), replayed. A FrameStackRe
 are sides, timed: ``sample(32)`` with the tensor conversion, as ``DQN.train`` sees it.
 """
 
+import functools
 import gc
 import statistics
 import time
@@ -29,7 +30,7 @@ SB3, FRAMES = "SB3 ReplayBuffer", "FrameStackReplayBuffer"
 SB3_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
-def record_breakout(n_steps: int, seed: int = 0) -> list[tuple[np.ndarray, ...]]:
+def record_breakout(n_steps: int, seed: int = 0) -> list[tuple[Any, ...]]:
     """``n_steps`` of random play; per life: frames (reset frame first), actions, rewards."""
     gym.register_envs(ale_py)
     env, rng = AtariWrapper(gym.make("BreakoutNoFrameskip-v4")), np.random.default_rng(seed)
@@ -90,28 +91,21 @@ def main() -> None:
     gc.collect()
     classes = {SB3: ReplayBuffer, FRAMES: FrameStackReplayBuffer}
     sides = [
-        Side(n, lambda c=c: filled(c, small, transitions(lives)), sample)
+        Side(n, functools.partial(filled, c, small, transitions(lives)), sample)
         for n, c in classes.items()
     ]
     result = run(sides, options.repeats)
     stock = result.built[SB3]
     sb3_row = sum(getattr(stock, name).nbytes for name in SB3_ARRAYS) / small
     rows = ratio_rows(result, [FRAMES, SB3], SB3, "us", 1e6, target="<= 1.5")
-    big_ratio = big_latency / result.median(SB3)
-    rows.append(
-        {"side": f"{FRAMES}, capacity {capacity}", "us": 1e6 * big_latency, f"/ {SB3}": big_ratio}
-    )
+    full = (f"{FRAMES}, capacity {capacity}", 1e6 * big_latency, big_latency / result.median(SB3))
+    rows.append(dict(zip(rows[0], full, strict=False)))
     report.section(f"sample({BATCH_SIZE}) latency, capacity {small}", rows, result=result)
     gib = capacity / 2**30
     memory = [  # measure, ours, SB3's, target
         ("bytes per transition", per_row, sb3_row, f"ours 7.8x smaller: {sb3_row / per_row:.2f}x"),
         (f"array GiB at capacity {capacity}", per_row * gib, sb3_row * gib, "SB3's computed"),
-        (
-            "RSS growth while filling, GiB",
-            grown,
-            None,
-            f"process < 8 GB: {full_rss * 2**30 / 1e9:.2f}",
-        ),
+        ("RSS growth while filling, GiB", grown, None, f"GB < 8: {full_rss * 2**30 / 1e9:.2f}"),
         ("peak RSS of the run (VmHWM), GiB", rss("VmHWM"), None, None),
         ("add() per second while filling", capacity / fill_s, None, None),
         ("rows sampleable once full", float(valid), 1.0, f"frames a row {frames_per_row:.3f}"),

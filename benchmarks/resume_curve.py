@@ -61,7 +61,7 @@ def main() -> None:
         for r in straight.evaluations()
     ]
     heading = f"CartPole, DQN, seed 0, {options.total} steps: stopped by SIGINT at step {step}"
-    report.section(heading, rows, [f"![curves]({png.name})"], stopped_at=step)
+    report.section(heading, rows, [f"![curves]({png.name})"], figures={"stopped_at": step})
     report.write(options.output)
 
 

@@ -20,13 +20,8 @@ from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
 BATCH_SIZE, BUFFER_SIZE = 32, 2_000
 STOCK, FORWARD = "DQN (stock SB3)", "(no-grad online forward pass alone)"
 Variant = tuple[str, type[DQN], dict[str, Any]]
-CLASSES: list[Variant] = [
-    (STOCK, DQN, {}),
-    ("TargetDQN", TargetDQN, {}),
-    ("DoubleDQN", DoubleDQN, {}),
-    ("ExpectedSarsaDQN", ExpectedSarsaDQN, {}),
-    ("SoftmaxDQN", SoftmaxDQN, {"temperature": 5e-5}),
-]
+CLASSES: list[Variant] = [(c.__name__, c, {}) for c in (TargetDQN, DoubleDQN, ExpectedSarsaDQN)]
+CLASSES = [(STOCK, DQN, {}), *CLASSES, ("SoftmaxDQN", SoftmaxDQN, {"temperature": 5e-5})]
 NET, LOSS = 'TargetDQN, network="reference"', {"policy_kwargs": {"network": "reference"}}
 NETWORKS: list[Variant] = [
     ("TargetDQN, Nature CNN (SB3's CnnPolicy)", TargetDQN, {}),
