@@ -51,12 +51,12 @@ def worker(options: argparse.Namespace) -> None:
             compiled = getattr(model, "compile_seconds", None)
             result = {"rate": rate, "updates": model._n_updates - updates, "compiled": compiled}
         else:
-            result = parts(model, env, freq)
+            result = parts(model, env, freq, calls=max(options.steps // 10, 1))
         answer.write(json.dumps(result) + "\n")
         answer.flush()
 
 
-def parts(model: Any, env: Any, train_freq: int, calls: int = 200) -> dict[str, float]:
+def parts(model: Any, env: Any, train_freq: int, calls: int) -> dict[str, float]:
     """Milliseconds per env step of an update / train_freq, a ``predict`` and an env step."""
     obs = env.reset()
     action = np.array([env.action_space.sample()])

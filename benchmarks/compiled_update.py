@@ -2,7 +2,7 @@
 
 Sides: stock DQN; TargetDQN with default Adam, fused Adam, channels-last too (our default),
 compiled too; timed as benchmarks/train_step.py, on real Breakout transitions. Then each
-variant's parameter drift from the one it changes, after the same 100 updates.
+variant's parameter drift from the one it changes, after the same ``--updates``.
 """
 
 import numpy as np
@@ -26,7 +26,6 @@ VARIANTS: list[Variant] = [
     ("TargetDQN, fused Adam, channels-last (our default)", TargetDQN, FAST),
     ("TargetDQN, fused Adam, channels-last, compiled", TargetDQN, {**FAST, "compile_update": True}),
 ]
-CHECK_UPDATES = 100
 #: Each variant's parameters are compared with those of the variant it changes one thing of.
 TWIN = [0, 0, 1, 2, 3]
 
@@ -48,12 +47,12 @@ def breakout_buffer(device: str, seed: int = 0) -> ReplayBuffer:
     return buffer
 
 
-def parameter_drift(models: list[DQN]) -> list[float]:
+def parameter_drift(models: list[DQN], updates: int) -> list[float]:
     """Max |parameter difference| of each model against its :data:`TWIN` after the same
     updates from the same weights (same seed) on the same batches (reseeded before each)."""
     for model in models:
         np.random.seed(0)  # noqa: NPY002 - SB3's buffers sample from the global generator
-        model.train(gradient_steps=CHECK_UPDATES, batch_size=BATCH_SIZE)
+        model.train(gradient_steps=updates, batch_size=BATCH_SIZE)
     states = [model.policy.state_dict() for model in models]
     return [
         max((value - states[twin][key]).abs().max().item() for key, value in state.items())
@@ -62,7 +61,7 @@ def parameter_drift(models: list[DQN]) -> list[float]:
 
 
 def main() -> None:
-    args = parser(__doc__, "compiled_update.md", repeats=15, threads=0, device="auto")
+    args = parser(__doc__, "compiled_update.md", repeats=15, threads=0, device="auto", updates=100)
     options = args.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -71,9 +70,9 @@ def main() -> None:
     buffer = breakout_buffer(device)
     sides = [model_side(variant, BREAKOUT, buffer, device) for variant in VARIANTS]
     result = run(sides, options.repeats)
-    drift = parameter_drift([side.build() for side in sides])
+    drift = parameter_drift([side.build() for side in sides], options.updates)
     rows = ratio_rows(result, [name for name, _, _ in VARIANTS], VARIANTS[0][0])
-    key = f"max abs parameter difference after {CHECK_UPDATES} updates"
+    key = f"max abs parameter difference after {options.updates} updates"
     rows[0][key] = "-"
     for row, diff, twin in zip(rows[1:], drift[1:], TWIN[1:], strict=True):
         row[key] = f"{diff:.1e} vs {VARIANTS[twin][0]}"
