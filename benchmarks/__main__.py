@@ -1,5 +1,4 @@
-"""``python -m benchmarks``: every benchmark with the one-line question it answers, read from
-its docstring without importing it (imports load torch, ALE, SB3)."""
+"""``python -m benchmarks``: every benchmark's question, from its docstring (not imported)."""
 
 import ast
 from pathlib import Path

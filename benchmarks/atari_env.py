@@ -1,9 +1,8 @@
 """Is our Breakout wrapper chain slower to step than SB3's stock AtariWrapper?
 
-Sides (one-env DummyVecEnvs on ``ALE/Breakout-v5``, (4, 84, 84) uint8 out, the same random
-actions): ours (``wrap_atari``); SB3's ``make_atari_env`` + VecFrameStack + VecTransposeImage,
-with and without no-ops; the bare ALE env. Timed: env steps per second. Then one frame's
-preprocessing, ours vs SB3's WarpFrame arithmetic (``torch.utils.benchmark``).
+Sides (one-env ``ALE/Breakout-v5``, the same random actions): ours (``wrap_atari``); SB3's
+``make_atari_env`` + frame stack, with and without no-ops; the bare ALE env. Timed: env steps
+per second; then one frame's preprocessing, ours vs SB3's WarpFrame (``torch.utils.benchmark``).
 """
 
 import itertools

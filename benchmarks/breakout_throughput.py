@@ -1,9 +1,8 @@
 """How many Breakout env steps per second does our default pipeline train, against stock SB3?
 
-Sides, each in its own process as for a user: ours (``experiments.train.build`` of
-``env=breakout``); stock (benchmarks/stock.py, same hyperparameters, SB3's AtariWrapper); one
-fixed epsilon. Timed: a window of ``--steps`` env steps after ``--warmup`` updates (both sides'
-windows hold the same updates), then each side's parts. ``--worker`` is one side's process.
+Sides, each a process: ours (``experiments.train.build`` of ``env=breakout``); stock
+(benchmarks/stock.py on SB3's AtariWrapper); one fixed epsilon. Timed: ``--steps`` env steps
+after ``--warmup`` updates (the same updates on both), then each side's parts (``--worker``).
 """
 
 import argparse
@@ -93,13 +92,10 @@ class Worker:
 
 
 def main() -> None:
-    options = parser(
-        __doc__,
-        "breakout_throughput.md",
-        **dict(repeats=3, steps=2_000, warmup=50, buffer_size=50_000, learning_starts=1_000),
-        **dict(seed=0, threads=0, epsilon=0.1, device="auto", compile=None, worker=None),
-        train_freqs=[2, 4],
-    ).parse_args()
+    sizes = {"repeats": 3, "steps": 2_000, "warmup": 50, "buffer_size": 50_000, "seed": 0}
+    rest = {"learning_starts": 1_000, "threads": 0, "epsilon": 0.1, "device": "auto"}
+    rest |= {"compile": None, "worker": None, "train_freqs": [2, 4]}
+    options = parser(__doc__, "breakout_throughput.md", **sizes, **rest).parse_args()
     if options.worker:
         return worker(options)
     report = Report("Breakout training throughput: our default pipeline vs stock SB3 DQN")

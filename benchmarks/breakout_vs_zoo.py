@@ -60,7 +60,7 @@ def figure(all_games: list[Games], end: int) -> Figure:
         label = f"{games.label} (mean of last 100 games)"
         ax.plot(games.steps[keep], mean, color=dots.get_facecolor()[0], label=label)
     ax.set(xlabel="env steps (zoo: estimated from frames)", xlim=(0, end))
-    ax.set_ylabel("training game score (whole game, raw)")
+    ax.set(ylabel="training game score (whole game, raw)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
     fig.tight_layout()
@@ -90,18 +90,14 @@ def main() -> None:
         row = {"log": games.label, "steps counted by": counted}
         for low, high in itertools.pairwise(edges):
             inside = games.scores[(steps >= low) & (steps < high)]
-            mean = inside.mean() if len(inside) else float("nan")
-            row[f"{low / 1e3:g}k-{high / 1e3:g}k"] = f"{mean:.2f} ({len(inside)})"
+            mean = f"{inside.mean() if len(inside) else float('nan'):.2f} ({len(inside)})"
+            row[f"{low / 1e3:g}k-{high / 1e3:g}k"] = mean
         rows.append(row)
     print(
         f"The zoo's env steps: frames / 4 minus {reset_steps:.1f} reset steps per game, as "
-        f"measured on our runs; its last game ends at {zoo.steps[-1]:,.0f} estimated env steps.",
-        "",
-        *table(rows),
-        "",
-        f"![training scores]({options.png.name})",
-        sep="\n",
+        f"measured on our runs; its last game ends at {zoo.steps[-1]:,.0f} estimated env steps."
     )
+    print("", *table(rows), "", f"![training scores]({options.png.name})", sep="\n")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """Size and write/read time of a checkpoint, with and without the replay buffer, on Breakout.
 
-Fills Breakout's frame-once replay buffer (``conf/env/breakout.yaml``'s setup) with
-``--transitions`` random-policy transitions, then times ``Checkpointer.save`` without and with
-``checkpoint.replay``, and ``load_replay_buffer``. A 1M-transition figure is the measured bytes
-per transition times 1M: an extrapolation, stated as such.
+Fills Breakout's frame-once replay buffer with ``--transitions`` of random play, then times
+``Checkpointer.save`` without and with ``checkpoint.replay``, and ``load_replay_buffer``;
+the 1M-transition row extrapolates the measured cost per transition.
 """
 
 import tempfile

@@ -1,8 +1,7 @@
 """What is the fast update made of? Breakout's gradient step, stock SB3 vs each speed-up.
 
-Sides: stock DQN; TargetDQN with default Adam, fused Adam, channels-last too (our default),
-compiled too; timed as benchmarks/train_step.py, on real Breakout transitions. Then each
-variant's parameter drift from the one it changes, after the same ``--updates``.
+Sides: stock DQN; TargetDQN with default Adam, fused Adam, + channels-last (our default), +
+compiled, on real Breakout transitions; then each one's parameter drift from the one it changes.
 """
 
 import numpy as np
@@ -33,11 +32,9 @@ TWIN = [0, 0, 1, 2, 3]
 def breakout_buffer(device: str, seed: int = 0) -> ReplayBuffer:
     """A full replay buffer of random play on ``env=breakout``: real frames, for a drift that
     training would see (random pixels give Q-values and gradients no training sees)."""
-    cfg = compose_config(["env=breakout", "algo=dqn", f"seed={seed}"])
-    env = make_env(cfg, training=True)
+    env = make_env(compose_config(["env=breakout", "algo=dqn", f"seed={seed}"]), training=True)
     buffer = ReplayBuffer(BUFFER_SIZE, env.observation_space, env.action_space, device=device)
-    rng = np.random.default_rng(seed)
-    obs = env.reset()
+    rng, obs = np.random.default_rng(seed), env.reset()
     while not buffer.full:
         actions = rng.integers(0, env.action_space.n, size=env.num_envs)  # type: ignore[attr-defined]
         next_obs, rewards, dones, infos = env.step(actions)

@@ -1,11 +1,12 @@
 """Did the speed-ups change learning? Our fast loop vs stock SB3 on CartPole, seed for seed.
 
-Sides: ``python run.py env=cartpole algo=dqn seed=S`` (a joblib sweep); SB3's own DQN, Adam and
-predict (benchmarks/stock.py) with the same config, env and evaluation. Same curve within
-noise: P(fast > stock)'s CI holds 0.5 and the final IQM CIs overlap (experiments.compare).
+Sides: ``python run.py env=cartpole algo=dqn seed=S``; SB3's own DQN (benchmarks/stock.py) with
+the same config and evaluation. Same within noise: P(fast > stock)'s CI holds 0.5 and the final
+IQM CIs overlap (experiments.compare).
 """
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from experiments.run_dir import RunDir
 from experiments.train import periodic_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+#: A child process with its output passed through; raises on failure.
+run = functools.partial(subprocess.run, cwd=ROOT, env=ENV, check=True)
 SHARED = ("env=cartpole", "algo=dqn")
 #: ``algo.name`` of each side in its saved config: what the comparison groups runs by.
 STOCK_LABEL, FAST_LABEL = "dqn_stock_sb3", "dqn"
@@ -37,12 +41,6 @@ def train_stock(seed: int, run_dir: Path, extra: list[str]) -> None:
     model.learn(cfg.total_timesteps, callback=periodic_evaluation(cfg, eval_env, run_dir))
     model.save(run.model_path)
     run.write_status("finished", model.num_timesteps, cfg.total_timesteps)
-
-
-def run(argv: list[str]) -> None:
-    """A child process with its output passed through; raise on failure."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
-    subprocess.run(argv, cwd=ROOT, env=env, check=True)
 
 
 def train_both(seeds: list[int], jobs: int, runs: Path, extra: list[str]) -> None:

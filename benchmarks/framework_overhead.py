@@ -1,9 +1,8 @@
 """What does ``python run.py`` cost over a plain SB3 script doing the same training?
 
-Sides, subprocesses on a pseudo-terminal: the plain SB3 script (benchmarks/stock.py); the plain
-script with our algorithm (the framework's baseline); ``run.py`` with ``eval.freq=0``; each
-``--variant``. Timed: steady env steps per second, ``(long - short) / (T_long - T_short)``,
-less run.py's final evaluation. ``--plain {sb3,ours} OVERRIDE...`` is a plain script.
+Sides, processes on a pseudo-terminal: a plain SB3 script (benchmarks/stock.py, ``--plain``);
+the plain script with our algorithm; ``run.py`` with ``eval.freq=0``; each ``--variant``. Timed:
+env steps per second, ``(long - short) / (T_long - T_short)``, less run.py's final evaluation.
 """
 
 import argparse
@@ -24,8 +23,7 @@ from experiments.config import compose_config
 from experiments.run_dir import RunDir
 from experiments.train import build
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGET = 0.95
+ROOT, TARGET = Path(__file__).resolve().parents[1], 0.95
 BREAKOUT = "env=breakout_sb3 algo=dqn dqn.learning_starts=1000 dqn.buffer_size=20000"
 SETUPS = {  # shared overrides, short and long total_timesteps, run.py's own overrides
     "cartpole": ("env=cartpole algo=dqn", 10_240, 30_720, ""),

@@ -110,12 +110,7 @@ def machine() -> dict[str, Any]:
     """What a figure depends on besides the code: CPU, threads, versions, load at the start."""
     cpus = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
     cpu = next((x.split(":", 1)[1].strip() for x in cpus if x.startswith("model name")), "?")
-    versions = {"python": platform.python_version()}
-    for package in VERSIONS:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "absent"
+    versions = {"python": platform.python_version()} | {p: metadata.version(p) for p in VERSIONS}
     return {
         "date": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         "cpu": f"{cpu}, {os.cpu_count()} logical cores",
@@ -185,8 +180,7 @@ class Report:
         result: Result | None = None,
         figures: dict[str, Any] | None = None,
     ) -> None:
-        """A ``##`` section: the table of ``rows``, then ``notes``; the rows, ``figures`` and
-        ``result``'s raw values and loads go to the JSON."""
+        """A ``##`` section: a table of ``rows``, ``notes``; the JSON gets ``figures`` too."""
         lines = [*(table(rows) if rows else []), *(["", *notes] if notes else [])]
         self.data[heading] = {"rows": list(rows), "figures": figures}
         if result is not None:
@@ -208,16 +202,13 @@ class Report:
 
 
 def parser(doc: str | None, output: str, **defaults: Any) -> argparse.ArgumentParser:
-    """The one argument parser: ``--output`` (relative to docs/benchmarks/ by default) and a
-    ``--flag-name`` for each keyword, typed by its default (a list takes several values; None
-    takes a string)."""
+    """The one argument parser: ``--output`` (under docs/benchmarks/ by default) and a
+    ``--flag-name`` for each keyword, typed by its default (a list: several values; None: str)."""
     parsed = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parsed.add_argument("--output", type=Path, default=DOCS / output)
     for name, default in defaults.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, list):
-            parsed.add_argument(flag, type=type(default[0]), nargs="+", default=default)
-        else:
-            kind = str if default is None else type(default)
-            parsed.add_argument(flag, type=kind, default=default)
+        listed = isinstance(default, list)
+        kind = str if default is None else type(default[0] if listed else default)
+        nargs = "+" if listed else None
+        parsed.add_argument("--" + name.replace("_", "-"), type=kind, nargs=nargs, default=default)
     return parsed

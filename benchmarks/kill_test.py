@@ -1,8 +1,7 @@
 """Does a run stopped at a random moment resume without losing or doubling anything?
 
 Runs tests/kill_resume.py's ``kill_and_resume`` (the slow test's verdict) ``--runs`` times on
-CartPole, SIGINT, SIGTERM and SIGKILL in turn, each at a random step (SIGKILL: after the first
-checkpoint, else nothing is left to resume), and tabulates every outcome.
+CartPole, SIGINT, SIGTERM and SIGKILL in turn, each at a random step; tabulates every outcome.
 """
 
 import dataclasses
@@ -16,15 +15,17 @@ from tests.kill_resume import ARGS, CHECKPOINT_FREQ, TOTAL, TRAIN_FREQ, kill_and
 
 
 def main() -> None:
-    args = parser(__doc__, "../reports/kill_test.md", runs=20, seed=0)
-    args.add_argument("--workdir", type=Path, default=Path("/tmp/valuerl_kill_test"))
-    options = args.parse_args()
+    workdir = "/tmp/valuerl_kill_test"
+    options = parser(
+        __doc__, "../reports/kill_test.md", runs=20, seed=0, workdir=workdir
+    ).parse_args()
+    Path(options.workdir).mkdir(parents=True, exist_ok=True)
     rng, signals = random.Random(options.seed), (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
     report, rows = Report("Kill test: stop a run at a random moment, resume, check"), []
     for index in range(options.runs):
         signum = signals[index % len(signals)]
         first = CHECKPOINT_FREQ if signum == signal.SIGKILL else 0  # else nothing to resume
-        run_dir = options.workdir / f"run{index:02d}_{int(time.time())}"
+        run_dir = Path(options.workdir, f"run{index:02d}_{int(time.time())}")
         outcome = kill_and_resume(run_dir, signum, rng.randrange(first, TOTAL * 9 // 10))
         print(f"{index + 1}/{options.runs} {outcome}", flush=True)
         rows.append({**dataclasses.asdict(outcome), "redone": outcome.redone})

@@ -83,8 +83,8 @@ def main() -> None:
     big = filled(FrameStackReplayBuffer, capacity, transitions(lives))
     fill_s, grown, full_rss = time.perf_counter() - start, rss() - before, rss()
     valid = big.is_valid(np.arange(capacity), np.zeros(capacity, int)).mean()  # type: ignore[attr-defined]
-    samples = options.samples
-    sample = timed(lambda b: [b.sample(BATCH_SIZE) for _ in range(samples)], samples)
+    n = options.samples
+    sample = timed(lambda b: [b.sample(BATCH_SIZE) for _ in range(n)], n)
     big_latency = statistics.median(sample(big) for _ in range(3))
     per_row, frames_per_row = big.nbytes / capacity, big.frames_written / capacity  # type: ignore[attr-defined]
     del big
@@ -103,16 +103,15 @@ def main() -> None:
     report.section(f"sample({BATCH_SIZE}) latency, capacity {small}", rows, result=result)
     gib = capacity / 2**30
     memory = [  # measure, ours, SB3's, target
-        ("bytes per transition", per_row, sb3_row, f"ours 7.8x smaller: {sb3_row / per_row:.2f}x"),
+        ("bytes per transition", per_row, sb3_row, f"SB3 / ours >= 7.8: {sb3_row / per_row:.2f}"),
         (f"array GiB at capacity {capacity}", per_row * gib, sb3_row * gib, "SB3's computed"),
-        ("RSS growth while filling, GiB", grown, None, f"GB < 8: {full_rss * 2**30 / 1e9:.2f}"),
+        ("RSS growth while filling, GiB", grown, None, f"< 8 GB: {full_rss * 2**30 / 1e9:.2f}"),
         ("peak RSS of the run (VmHWM), GiB", rss("VmHWM"), None, None),
         ("add() per second while filling", capacity / fill_s, None, None),
         ("rows sampleable once full", float(valid), 1.0, f"frames a row {frames_per_row:.3f}"),
     ]
-    header = ("measure", FRAMES, SB3, "target")
     steps = sum(len(actions) for _, actions, _ in lives)
-    rows = [dict(zip(header, row, strict=True)) for row in memory]
+    rows = [dict(zip(("measure", FRAMES, SB3, "target"), row, strict=True)) for row in memory]
     report.section(f"Memory: {steps} random-play steps ({len(lives)} lives), replayed", rows)
     report.write(options.output)
 

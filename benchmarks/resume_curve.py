@@ -1,8 +1,7 @@
 """Does a resumed run's learning curve continue the interrupted one? CartPole, same seed.
 
-Trains one run straight through and one that gets SIGINT once it has logged ``--stop-after``
-steps and is then resumed (``checkpoint.replay=true``: the replay buffer comes back too); plots
-both evaluation curves beside the report (``resume_curve.png``).
+One run straight through, one stopped by SIGINT after ``--stop-after`` logged steps and
+resumed (``checkpoint.replay=true``); both evaluation curves are plotted beside the report.
 """
 
 import os
@@ -10,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +19,6 @@ from benchmarks.harness import Report, parser
 from experiments.run_dir import RUN_LOG, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKDIR = "/tmp/valuerl_resume_curve"
 RUN = "eval.freq=1000 eval.episodes=10 checkpoint.freq=2000 checkpoint.replay=true log_interval=1"
 RUN += " logger=none progress_bar=false"
 
@@ -27,7 +26,8 @@ RUN += " logger=none progress_bar=false"
 def main() -> None:
     args = parser(__doc__, "../reports/resume_curve.md", total=20_000, stop_after=9_000)
     options = args.parse_args()
-    report, workdir = Report("A resumed run continues the interrupted one"), Path(WORKDIR)
+    report = Report("A resumed run continues the interrupted one")
+    workdir = Path(tempfile.mkdtemp(prefix="valuerl_resume_curve_"))  # run.py wants new run dirs
     run = [sys.executable, "run.py", f"total_timesteps={options.total}", *RUN.split()]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     straight, stopped = RunDir(workdir / "straight"), RunDir(workdir / "stopped")

@@ -78,12 +78,8 @@ def stock_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def stock_model(cfg: DictConfig, env_cfg: DictConfig | None = None) -> DQN:
-    """Stock SB3's DQN on the env SB3 alone builds, for run.py's composed config ``cfg``, with
-    its torch threads set as run.py sets them.
-
-    :param env_cfg: another config whose env SB3 builds instead (e.g. ``env=breakout_sb3``'s,
-        to train our Breakout hyperparameters on SB3's AtariWrapper)
-    """
+    """Stock SB3's DQN for run.py's composed config ``cfg``, torch threads set as run.py does,
+    on the env SB3 alone builds for ``env_cfg`` (default: ``cfg``; e.g. ``env=breakout_sb3``)."""
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     if env_cfg is not None:
         plain["env"] = OmegaConf.to_container(env_cfg.env, resolve=True)

@@ -1,8 +1,7 @@
 """Does a custom DQN class's ``train()`` cost more than stock SB3 DQN's, for the same update?
 
-Sides: stock ``DQN`` and each of our classes (same seed, one shared buffer of random
-transitions) and DoubleDQN's extra no-grad forward pass alone; timed: ``model.train`` per
-gradient step. Then the reference agent's Q-network (and loss) against SB3's Nature CNN.
+Sides: stock ``DQN``, each of our classes, DoubleDQN's extra forward pass alone (one buffer of
+random transitions); timed: ``model.train`` per step. Then the reference Q-network vs Nature CNN.
 """
 
 from typing import Any, NamedTuple
@@ -23,8 +22,8 @@ Variant = tuple[str, type[DQN], dict[str, Any]]
 CLASSES: list[Variant] = [(c.__name__, c, {}) for c in (TargetDQN, DoubleDQN, ExpectedSarsaDQN)]
 CLASSES = [(STOCK, DQN, {}), *CLASSES, ("SoftmaxDQN", SoftmaxDQN, {"temperature": 5e-5})]
 NET, LOSS = 'TargetDQN, network="reference"', {"policy_kwargs": {"network": "reference"}}
-NETWORKS: list[Variant] = [
-    ("TargetDQN, Nature CNN (SB3's CnnPolicy)", TargetDQN, {}),
+NETWORKS: list[Variant] = [("TargetDQN, Nature CNN (SB3's CnnPolicy)", TargetDQN, {})]
+NETWORKS += [
     (NET, TargetDQN, LOSS),
     (f'{NET}, loss="reference"', TargetDQN, {**LOSS, "loss": "reference"}),
 ]
@@ -120,15 +119,8 @@ def main() -> None:
         rows = ratio_rows(result, [*names, FORWARD], STOCK, target="<= 1.05")
         fair = result.ratio("DoubleDQN", "stock + forward")
         rows[-1]["<= 1.05"] = None  # the forward pass alone has no target; DoubleDQN net of it:
-        rows.append(
-            dict(
-                zip(
-                    rows[0],
-                    ("DoubleDQN / (stock + forward)", None, fair, fair.median <= 1.05),
-                    strict=True,
-                )
-            )
-        )
+        fair_row = ("DoubleDQN / (stock + forward)", None, fair, fair.median <= 1.05)
+        rows.append(dict(zip(rows[0], fair_row, strict=True)))
         calls = f" x {setup.calls} calls" if setup.calls > 1 else ""
         report.section(f"{setup.name}: N = {setup.gradient_steps}{calls}", rows, result=result)
     buffer = random_buffer(BREAKOUT, device)
