@@ -48,17 +48,20 @@ QUICK := $(BIN)/python -m benchmarks
 bench: $(STAMP)  ## list the benchmarks and their questions
 	$(QUICK)
 
-bench-quick: $(STAMP)  ## every measuring benchmark at a small size (reports in BENCH_OUT, not docs/)
+bench-quick: $(STAMP)  ## every benchmark at a size for about 10 minutes (reports in BENCH_OUT)
 	$(QUICK).train_step --repeats 3 --output $(BENCH_OUT)/train_step.md
 	$(QUICK).atari_env --steps 1000 --repeats 3 --output $(BENCH_OUT)/atari_env.md
-	$(QUICK).compiled_update --repeats 3 --threads 1 --output $(BENCH_OUT)/compiled_update.md
+	$(QUICK).compiled_update --repeats 3 --threads 1 --updates 10 \
+		--output $(BENCH_OUT)/compiled_update.md
 	$(QUICK).breakout_throughput --repeats 2 --steps 200 --warmup 5 --learning-starts 300 \
 		--buffer-size 2000 --train-freqs 4 --threads 1 --output $(BENCH_OUT)/breakout_throughput.md
 	$(QUICK).framework_overhead --envs cartpole --repeats 1 --short 2000 --long 4000 \
 		--logger none --output $(BENCH_OUT)/framework_overhead.md
-	$(QUICK).replay_buffer --quick --output $(BENCH_OUT)/replay_buffer.md
-	$(QUICK).checkpoint_size --transitions 2000 --out $(BENCH_OUT)/checkpoints.md
-	$(QUICK).fast_vs_stock --seeds 0 1 2 --set total_timesteps=3000 --output $(BENCH_OUT)/fast_vs_stock/README.md
+	$(QUICK).replay_buffer --steps 3000 --capacity 100000 --sb3-capacity 10000 --samples 200 \
+		--repeats 5 --output $(BENCH_OUT)/replay_buffer.md
+	$(QUICK).checkpoint_size --transitions 2000 --output $(BENCH_OUT)/checkpoints.md
+	$(QUICK).fast_vs_stock --seeds 0 1 2 --set total_timesteps=2000 \
+		--output $(BENCH_OUT)/fast_vs_stock/README.md
 	$(QUICK).kill_test --runs 3 --output $(BENCH_OUT)/kill_test.md
 	$(QUICK).resume_curve --total 4000 --stop-after 2000 --output $(BENCH_OUT)/resume_curve.md
 

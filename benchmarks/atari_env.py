@@ -1,20 +1,13 @@
 """Is our Breakout wrapper chain slower to step than SB3's stock AtariWrapper?
 
-    python -m benchmarks.atari_env [--steps 4000] [--repeats 7]
-
-Sides: one-env DummyVecEnvs on ``ALE/Breakout-v5`` (4 frames a step, sticky actions) giving
-(4, 84, 84) uint8 observations, stepped with the same random actions: ours (``wrap_atari``,
-reference options); SB3's ``make_atari_env`` (``frame_skip=1``: v5 skips already) +
-VecFrameStack(4) + VecTransposeImage, with and without its no-ops; and the bare ALE env, the
-floor. Timed: env steps per second. Then the per-frame cost of ``preprocess_frame`` against
-SB3's WarpFrame arithmetic, on real frames (``torch.utils.benchmark``).
+Sides (one-env ``ALE/Breakout-v5``, the same random actions): ours (``wrap_atari``); SB3's
+``make_atari_env`` + frame stack, with and without no-ops; the bare ALE env. Timed: env steps
+per second; then one frame's preprocessing, ours vs SB3's WarpFrame (``torch.utils.benchmark``).
 """
 
-from __future__ import annotations
-
 import itertools
-import time
 from collections.abc import Callable
+from typing import Any
 
 import ale_py
 import cv2
@@ -23,7 +16,7 @@ import numpy as np
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
 
-from benchmarks.harness import Report, Side, kernel_seconds, parser, run, table
+from benchmarks.harness import Report, Side, kernel_seconds, parser, run, timed
 from custom.atari_wrappers import AtariOptions, atari_make_kwargs, preprocess_frame, wrap_atari
 
 ENV_ID = "ALE/Breakout-v5"
@@ -32,15 +25,10 @@ gym.register_envs(ale_py)
 
 
 def ours() -> VecEnv:
-    options = AtariOptions()
-    return make_vec_env(
-        ENV_ID,
-        n_envs=1,
-        seed=0,
-        env_kwargs=atari_make_kwargs(options),
-        wrapper_class=wrap_atari,
-        wrapper_kwargs={"options": options, "training": True},
-    )
+    kwargs: dict[str, Any] = {"env_kwargs": atari_make_kwargs(AtariOptions())}
+    kwargs["wrapper_class"] = wrap_atari
+    kwargs["wrapper_kwargs"] = {"options": AtariOptions(), "training": True}
+    return make_vec_env(ENV_ID, n_envs=1, seed=0, **kwargs)
 
 
 def stock(noop_max: int = 30) -> VecEnv:
@@ -63,27 +51,14 @@ def bare() -> Callable[[np.ndarray], None]:
 
 def rate(steps: int) -> Callable[[Callable[[np.ndarray], object]], float]:
     """Env steps per second over ``steps`` random actions (the same draw on every side)."""
-
     actions = np.random.default_rng(0).integers(4, size=(steps, 1))
-
-    def measure(step: Callable[[np.ndarray], object]) -> float:
-        start = time.perf_counter()
-        for action in actions:
-            step(action)
-        return steps / (time.perf_counter() - start)
-
-    return measure
+    seconds = timed(lambda step: [step(action) for action in actions], steps)
+    return lambda step: 1 / seconds(step)
 
 
 def stepper(make: Callable[[], VecEnv]) -> Callable[[], Callable[[np.ndarray], object]]:
     """A side's build: the env, reset, behind its ``step``."""
-
-    def build() -> Callable[[np.ndarray], object]:
-        env = make()
-        env.reset()
-        return env.step
-
-    return build
+    return lambda: (env := make(), env.reset())[0].step
 
 
 def real_frames(n: int) -> list[np.ndarray]:
@@ -98,70 +73,32 @@ def real_frames(n: int) -> list[np.ndarray]:
     return frames
 
 
+def warp_frame(frame: np.ndarray) -> np.ndarray:
+    """SB3's WarpFrame arithmetic: cv2 RGB2GRAY on 210x160, INTER_AREA to 84x84."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (84, 84), interpolation=cv2.INTER_AREA)
+
+
 def main() -> None:
-    args = parser(__doc__, "atari_env.md", repeats=7)
-    args.add_argument("--steps", type=int, default=4000, help="env steps per measurement")
-    options = args.parse_args()
+    options = parser(__doc__, "atari_env.md", repeats=7, steps=4000).parse_args()
     report = Report("Breakout env throughput: `wrap_atari` vs SB3's AtariWrapper")
     measure = rate(options.steps)
-    sides = [
-        Side(OURS, stepper(ours), measure),
-        Side(STOCK, stepper(stock), measure),
-        Side("same, noop_max=0", stepper(lambda: stock(0)), measure),
-        Side(BARE, bare, measure),
-    ]
+    makes = {OURS: ours, STOCK: stock, "same, noop_max=0": lambda: stock(0)}
+    sides = [*(Side(n, stepper(m), measure) for n, m in makes.items()), Side(BARE, bare, measure)]
     result = run(sides, options.repeats)
-    rows = [
-        [
-            s.name,
-            f"{result.median(s.name):.0f}",
-            f"{1e3 / result.median(s.name):.3f}",
-            str(result.ratio(OURS, s.name)),
-        ]
-        for s in sides
-    ]
-    overhead = {n: 1e3 / result.median(n) - 1e3 / result.median(BARE) for n in (OURS, STOCK)}
-    report.section(
-        "Env steps per second (the work a DQN's env does)",
-        [
-            *table(["env", "steps/s (median)", "ms/step", "ours / this: median (range)"], rows),
-            "",
-            f"Wrapper overhead over the bare ALE step (ms): ours {overhead[OURS]:.3f}, "
-            f"stock {overhead[STOCK]:.3f}.",
-        ],
-        result,
-        {"ours / stock": result.ratio(OURS, STOCK).median, "overhead_ms": overhead},
-    )
+    ms = {s.name: 1e3 / result.median(s.name) for s in sides}
+    ratios = {n: result.ratio(OURS, n) for n in ms}
+    rows = [{"env": n, "steps/s": 1e3 / ms[n], "ms": ms[n], "ours / this": ratios[n]} for n in ms]
+    figures = {f"{n}: ms over bare ALE": ms[n] - ms[BARE] for n in (OURS, STOCK)}
+    figures["ours / stock"] = result.ratio(OURS, STOCK).median
+    report.section("Env steps per second", rows, result=result, figures=figures)
     frames = itertools.cycle(real_frames(8))  # cycled: an env step's frame is in cache too
-    ours_us = 1e6 * kernel_seconds(lambda: preprocess_frame(next(frames)))
-
-    def warp() -> np.ndarray:
-        grey = cv2.cvtColor(next(frames), cv2.COLOR_RGB2GRAY)
-        return cv2.resize(grey, (84, 84), interpolation=cv2.INTER_AREA)
-
-    stock_us = 1e6 * kernel_seconds(warp)
-    share = 100 * ours_us * 1e-3 / (1e3 / result.median(OURS))
-    report.section(
-        "Preprocessing one real frame alone (torch.utils.benchmark median)",
-        [
-            *table(
-                ["preprocessing", "us/frame"],
-                [
-                    [
-                        "`preprocess_frame` (TF-exact grey, crop 160x160, nearest to 84x84)",
-                        f"{ours_us:.1f}",
-                    ],
-                    [
-                        "SB3 WarpFrame arithmetic (cv2 RGB2GRAY on 210x160, INTER_AREA)",
-                        f"{stock_us:.1f}",
-                    ],
-                ],
-            ),
-            "",
-            f"Preprocessing is {share:.0f} % of our env step.",
-        ],
-        figures={"preprocess_frame_us": ours_us, "warp_frame_us": stock_us, "share_%": share},
-    )
+    work = {"`preprocess_frame`": preprocess_frame, "SB3 WarpFrame arithmetic": warp_frame}
+    us = {n: 1e6 * kernel_seconds(lambda f=f: f(next(frames))) for n, f in work.items()}  # type: ignore[misc]
+    rows = [
+        {"preprocessing": n, "us": t, "% of our env step": t / ms[OURS] / 10} for n, t in us.items()
+    ]
+    report.section("Preprocessing one real frame alone (torch.utils.benchmark median)", rows)
     report.write(options.output)
 
 

@@ -1,101 +1,61 @@
 """How many Breakout env steps per second does our default pipeline train, against stock SB3?
 
-    python -m benchmarks.breakout_throughput [--repeats 3] [--steps 2000] [--threads N]
-        [--device auto] [--compile {true,false}] [--train-freqs 2 4]
-
-Sides: ours, what ``python run.py env=breakout algo=dqn`` trains (``experiments.train.build``);
-stock, ``benchmarks/stock.py``'s DQN with the same hyperparameters on SB3's AtariWrapper
-(``env=breakout_sb3``'s env). One fixed epsilon on both (acting costs depend on it). Each side
-runs in its own process, as for a user (ours sets flush-to-zero as run.py does). Timed: a
-window of ``--steps`` env steps after ``--warmup`` untimed updates; the updates inside each
-window are counted and must be equal. Then each side times its parts (update, acting, env step).
-``--worker {ours,stock}`` is one side's process: it answers ``window`` / ``parts`` on stdin.
+Sides, each a process: ours (``experiments.train.build`` of ``env=breakout``); stock
+(benchmarks/stock.py on SB3's AtariWrapper); one fixed epsilon. Timed: ``--steps`` env steps
+after ``--warmup`` updates (the same updates on both), then each side's parts (``--worker``).
 """
-
-from __future__ import annotations
 
 import argparse
 import functools
 import json
-import subprocess
 import sys
 import time
+from subprocess import PIPE, Popen
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
 
-from benchmarks.harness import Report, Side, parser, run, table, verdict
+from benchmarks.harness import Report, Side, parser, ratio_rows, run, timed
 from benchmarks.stock import stock_model
 from experiments.config import compose_config
 from experiments.train import build
 
-TARGET = 1.5
-
-
-class Window(BaseCallback):
-    """Wall time and updates between env steps ``start`` and ``end`` (multiples of train_freq,
-    so the window holds exactly ``steps / train_freq`` updates)."""
-
-    def __init__(self, start: int, end: int) -> None:
-        super().__init__()
-        self.start, self.end = start, end
-        self.marks: list[tuple[float, int]] = []
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps in (self.start, self.end):
-            self.marks.append((time.perf_counter(), self.model._n_updates))
-        return True
+TARGET, WORKERS = 1.5, ("ours", "stock")
 
 
 def worker(options: argparse.Namespace) -> None:
     """One side's process: build it, then answer each request line with a JSON line."""
     answer, sys.stdout = sys.stdout, sys.stderr  # what SB3 or ALE print must not mix in
-    overrides = [
-        f"seed={options.seed}",
-        f"device={options.device}",
-        "env=breakout",
-        f"dqn.buffer_size={options.buffer_size}",
-        "dqn.exploration_hold_steps=0",
-        f"dqn.learning_starts={options.learning_starts}",
-        f"dqn.train_freq={options.train_freqs[0]}",
-        f"dqn.exploration_initial_eps={options.epsilon}",
-        f"dqn.exploration_final_eps={options.epsilon}",
-        *([f"torch_threads={options.threads}"] if options.threads else []),
-        *([f"dqn.compile={options.compile}"] if options.compile else []),
-    ]
+    o = options
+    overrides = (
+        f"seed={o.seed} device={o.device} env=breakout dqn.buffer_size={o.buffer_size} "
+        f"dqn.exploration_hold_steps=0 dqn.learning_starts={o.learning_starts} "
+        f"dqn.train_freq={o.train_freqs[0]} dqn.exploration_initial_eps={o.epsilon} "
+        f"dqn.exploration_final_eps={o.epsilon}"
+    ).split()
+    overrides += [f"torch_threads={o.threads}"] if o.threads else []
+    overrides += [f"dqn.compile={o.compile}"] if o.compile else []
     cfg = compose_config(overrides)
-    model: Any
-    env: Any
-    if options.worker == "ours":
-        env, _, model = build(cfg)
-    else:
-        model = stock_model(cfg, compose_config(["env=breakout_sb3"]))
-        env = model.env
+    ours = options.worker == "ours"
+    model: Any = build(cfg)[2] if ours else stock_model(cfg, compose_config(["env=breakout_sb3"]))
+    env = model.env
     freq = options.train_freqs[0]
     for request in sys.stdin:
-        if request.strip() == "window":
+        if request.strip() == "window":  # untimed up to a multiple of freq, then the window
             begin = max(model.num_timesteps, model.learning_starts) + options.warmup * freq
-            start = -(-begin // freq) * freq
-            window = Window(start, start + options.steps)
-            model.learn(
-                start + options.steps - model.num_timesteps,
-                callback=window,
-                reset_num_timesteps=False,
-            )
-            (t0, u0), (t1, u1) = window.marks
-            result = {
-                "rate": options.steps / (t1 - t0),
-                "updates": u1 - u0,
-                "compile_seconds": getattr(model, "compile_seconds", None),
-            }
+            model.learn(-(-begin // freq) * freq - model.num_timesteps, reset_num_timesteps=False)
+            updates, start = model._n_updates, time.perf_counter()
+            model.learn(options.steps, reset_num_timesteps=False)
+            rate = options.steps / (time.perf_counter() - start)
+            compiled = getattr(model, "compile_seconds", None)
+            result = {"rate": rate, "updates": model._n_updates - updates, "compiled": compiled}
         else:
-            result = parts(model, env, freq)
+            result = parts(model, env, freq, calls=max(options.steps // 10, 1))
         answer.write(json.dumps(result) + "\n")
         answer.flush()
 
 
-def parts(model: Any, env: Any, train_freq: int, calls: int = 200) -> dict[str, float]:
+def parts(model: Any, env: Any, train_freq: int, calls: int) -> dict[str, float]:
     """Milliseconds per env step of an update / train_freq, a ``predict`` and an env step."""
     obs = env.reset()
     action = np.array([env.action_space.sample()])
@@ -104,12 +64,8 @@ def parts(model: Any, env: Any, train_freq: int, calls: int = 200) -> dict[str, 
         "predict": lambda: model.predict(obs),
         "env step": lambda: env.step(action),
     }
-    out = {}
-    for name, call in work.items():
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        out[name] = 1e3 * (time.perf_counter() - start) / calls
+    seconds = timed(lambda call: [call() for _ in range(calls)], calls)
+    out = {name: 1e3 * seconds(call) for name, call in work.items()}
     out["update / train_freq"] /= train_freq
     return out
 
@@ -120,15 +76,11 @@ class Worker:
     def __init__(self, name: str, argv: list[str]) -> None:
         self.name, self.updates, self.last = name, list[int](), dict[str, Any]()
         command = [sys.executable, "-m", "benchmarks.breakout_throughput", "--worker", name, *argv]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        self.process = Popen(command, stdin=PIPE, stdout=PIPE, text=True)
 
     def ask(self, request: str) -> dict[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(request + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
+        print(request, file=self.process.stdin, flush=True)
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
         if not line:
             raise RuntimeError(f"the {self.name} worker ended (exit {self.process.wait()})")
         return json.loads(line)
@@ -140,75 +92,32 @@ class Worker:
 
 
 def main() -> None:
-    args = parser(__doc__, "breakout_throughput.md", repeats=3)
-    for flag, default in (
-        ("steps", 2_000),
-        ("warmup", 50),
-        ("buffer-size", 50_000),
-        ("learning-starts", 1_000),
-        ("seed", 0),
-        ("threads", 0),
-    ):
-        args.add_argument(f"--{flag}", type=int, default=default)
-    args.add_argument("--epsilon", type=float, default=0.1)
-    args.add_argument("--device", default="auto")
-    args.add_argument("--compile", choices=("true", "false"))
-    args.add_argument("--train-freqs", type=int, nargs="+", default=[2, 4])
-    args.add_argument("--worker", choices=("ours", "stock"), help=argparse.SUPPRESS)
-    options = args.parse_args()
+    sizes = {"repeats": 3, "steps": 2_000, "warmup": 50, "buffer_size": 50_000, "seed": 0}
+    rest = {"learning_starts": 1_000, "threads": 0, "epsilon": 0.1, "device": "auto"}
+    rest |= {"compile": None, "worker": None, "train_freqs": [2, 4]}
+    options = parser(__doc__, "breakout_throughput.md", **sizes, **rest).parse_args()
     if options.worker:
         return worker(options)
     report = Report("Breakout training throughput: our default pipeline vs stock SB3 DQN")
     for freq in options.train_freqs:
-        workers = {
-            name: Worker(name, [*sys.argv[1:], "--train-freqs", str(freq)])
-            for name in ("ours", "stock")
-        }
-        sides = [
-            Side(name, functools.partial(lambda w: w, w), Worker.window)
-            for name, w in workers.items()
-        ]
-        result = run(sides, options.repeats, warmup=0)
+        argv = [*sys.argv[1:], "--train-freqs", str(freq)]
+        sides = [Side(n, functools.partial(Worker, n, argv), Worker.window) for n in WORKERS]
+        result = run(sides, options.repeats, warmup=0)  # starts both processes, then the windows
+        workers = result.built
         ours, stock = workers["ours"], workers["stock"]
         assert ours.updates == stock.updates, f"updates differ: {ours.updates}, {stock.updates}"
-        breakdown = {name: w.ask("parts") for name, w in workers.items()}
-        for w in workers.values():
-            w.process.communicate()
-        ratio = result.ratio("ours", "stock")
-        rows = [
-            [i + 1, f"{a:.1f}", f"{b:.1f}", u, f"{a / b:.3f}"]
-            for i, (a, b, u) in enumerate(
-                zip(result.values["ours"], result.values["stock"], ours.updates, strict=True)
-            )
-        ]
-        cells = [
-            [
-                n,
-                *(f"{v:.2f}" for v in p.values()),
-                f"{1e3 / result.median(n) - sum(p.values()):.2f}",
-                f"{1e3 / result.median(n):.2f}",
-            ]
-            for n, p in breakdown.items()
-        ]
-        report.section(
-            f"Train every {freq} env steps ({options.steps} timed env steps a window)",
-            [
-                *table(
-                    ["repeat", "ours env steps/s", "stock env steps/s", "updates each", "ratio"],
-                    rows,
-                ),
-                "",
-                f"Ratio ours / stock: **{ratio}** "
-                f"(target >= {TARGET}: {verdict(ratio.median >= TARGET)}); "
-                f"compile seconds of ours: {ours.last.get('compile_seconds')}.",
-                "",
-                "Where an env step's time goes (ms):",
-                "",
-                *table(["side", *breakdown["ours"], "rest", "total"], cells),
-            ],
-            result,
-            {"ours / stock": ratio.median, "parts_ms": breakdown},
+        rows = ratio_rows(
+            result, ["ours", "stock"], "stock", "env steps/s", 1, target=f">= {TARGET}"
         )
+        for row in rows:
+            parts = workers[row["side"]].ask("parts")
+            row |= {f"{k} ms": v for k, v in parts.items()}
+            row["rest ms"] = 1e3 / row["env steps/s"] - sum(parts.values())
+            row["updates per window"] = workers[row["side"]].updates[0]
+            workers[row["side"]].process.communicate()
+        compiled = f"compile seconds of ours: {ours.last.get('compiled')}"
+        heading = f"Train every {freq} env steps ({options.steps} timed env steps a window)"
+        report.section(heading, rows, [compiled], result)
     report.write(options.output)
 
 

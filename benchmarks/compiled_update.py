@@ -1,15 +1,8 @@
 """What is the fast update made of? Breakout's gradient step, stock SB3 vs each speed-up.
 
-    python -m benchmarks.compiled_update [--repeats 15] [--threads N] [--device auto]
-
-Sides: stock SB3 DQN; TargetDQN with torch's default Adam; with the fused Adam kernel; with
-channels-last convolutions too (both in conf/family/dqn.yaml: our default); with the update
-compiled on top (``dqn.compile=true``). Timed as benchmarks/train_step.py times a step, on one
-full replay buffer of real Breakout transitions. Then whether the speed-ups change numbers:
-from the same weights and 100 batches, each variant's parameters against the one it changes.
+Sides: stock DQN; TargetDQN with default Adam, fused Adam, + channels-last (our default), +
+compiled, on real Breakout transitions; then each one's parameter drift from the one it changes.
 """
-
-from __future__ import annotations
 
 import numpy as np
 import torch
@@ -17,7 +10,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.utils import get_device
 
-from benchmarks.harness import Report, parser, run, table
+from benchmarks.harness import Report, parser, ratio_rows, run
 from benchmarks.train_step import BATCH_SIZE, BREAKOUT, BUFFER_SIZE, Variant, model_side
 from custom.dqn import TargetDQN
 from experiments.config import compose_config
@@ -32,22 +25,16 @@ VARIANTS: list[Variant] = [
     ("TargetDQN, fused Adam, channels-last (our default)", TargetDQN, FAST),
     ("TargetDQN, fused Adam, channels-last, compiled", TargetDQN, {**FAST, "compile_update": True}),
 ]
-CHECK_UPDATES = 100
 #: Each variant's parameters are compared with those of the variant it changes one thing of.
 TWIN = [0, 0, 1, 2, 3]
 
 
 def breakout_buffer(device: str, seed: int = 0) -> ReplayBuffer:
-    """A full replay buffer of Breakout transitions from random play on ``env=breakout``.
-
-    Real frames, rewards and life-loss terminals make the drift check mean what it says;
-    random pixels make Q-values and gradients that no training sees.
-    """
-    cfg = compose_config(["env=breakout", "algo=dqn", f"seed={seed}"])
-    env = make_env(cfg, training=True)
+    """A full replay buffer of random play on ``env=breakout``: real frames, for a drift that
+    training would see (random pixels give Q-values and gradients no training sees)."""
+    env = make_env(compose_config(["env=breakout", "algo=dqn", f"seed={seed}"]), training=True)
     buffer = ReplayBuffer(BUFFER_SIZE, env.observation_space, env.action_space, device=device)
-    rng = np.random.default_rng(seed)
-    obs = env.reset()
+    rng, obs = np.random.default_rng(seed), env.reset()
     while not buffer.full:
         actions = rng.integers(0, env.action_space.n, size=env.num_envs)  # type: ignore[attr-defined]
         next_obs, rewards, dones, infos = env.step(actions)
@@ -57,15 +44,12 @@ def breakout_buffer(device: str, seed: int = 0) -> ReplayBuffer:
     return buffer
 
 
-def parameter_drift(models: list[DQN]) -> list[float]:
-    """Max |parameter difference| of each model against its :data:`TWIN` after the same updates.
-
-    Every model starts from the same weights (same seed) and trains on the same batches: the
-    global numpy stream that the buffer samples from is reseeded before each.
-    """
+def parameter_drift(models: list[DQN], updates: int) -> list[float]:
+    """Max |parameter difference| of each model against its :data:`TWIN` after the same
+    updates from the same weights (same seed) on the same batches (reseeded before each)."""
     for model in models:
         np.random.seed(0)  # noqa: NPY002 - SB3's buffers sample from the global generator
-        model.train(gradient_steps=CHECK_UPDATES, batch_size=BATCH_SIZE)
+        model.train(gradient_steps=updates, batch_size=BATCH_SIZE)
     states = [model.policy.state_dict() for model in models]
     return [
         max((value - states[twin][key]).abs().max().item() for key, value in state.items())
@@ -74,9 +58,7 @@ def parameter_drift(models: list[DQN]) -> list[float]:
 
 
 def main() -> None:
-    args = parser(__doc__, "compiled_update.md", repeats=15)
-    args.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    args.add_argument("--device", default="auto")
+    args = parser(__doc__, "compiled_update.md", repeats=15, threads=0, device="auto", updates=100)
     options = args.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -85,26 +67,15 @@ def main() -> None:
     buffer = breakout_buffer(device)
     sides = [model_side(variant, BREAKOUT, buffer, device) for variant in VARIANTS]
     result = run(sides, options.repeats)
-    compile_seconds = getattr(result.built[VARIANTS[-1][0]], "compile_seconds", None)
-    drift = parameter_drift([side.build() for side in sides])
-    stock, rows = VARIANTS[0][0], []
-    for index, ((name, _, _), diff) in enumerate(zip(VARIANTS, drift, strict=True)):
-        versus = "-" if TWIN[index] == index else f"{diff:.1e} vs {VARIANTS[TWIN[index]][0]}"
-        ms = f"{1e3 * result.median(name):.2f}"
-        rows.append([name, ms, str(result.ratio(stock, name)), versus])
-    header = [
-        "variant",
-        "ms / gradient step (median)",
-        "speed-up vs stock: median (range)",
-        f"max abs parameter difference after {CHECK_UPDATES} updates",
-    ]
-    figures = {name: result.ratio(stock, name).median for name, _, _ in VARIANTS}
-    report.section(
-        f"`train(gradient_steps={BREAKOUT.gradient_steps}, batch_size={BATCH_SIZE})`, Nature CNN",
-        [*table(header, rows), "", f"Compiling the update took {compile_seconds or 0:.1f} s."],
-        result,
-        {"speed-up": figures, "drift": drift, "compile_seconds": compile_seconds},
-    )
+    drift = parameter_drift([side.build() for side in sides], options.updates)
+    rows = ratio_rows(result, [name for name, _, _ in VARIANTS], VARIANTS[0][0])
+    key = f"max abs parameter difference after {options.updates} updates"
+    rows[0][key] = "-"
+    for row, diff, twin in zip(rows[1:], drift[1:], TWIN[1:], strict=True):
+        row[key] = f"{diff:.1e} vs {VARIANTS[twin][0]}"
+    compile_s = getattr(result.built[VARIANTS[-1][0]], "compile_seconds", None)
+    heading = f"`train(gradient_steps={BREAKOUT.gradient_steps}, batch_size={BATCH_SIZE})`"
+    report.section(heading, rows, [f"Compiling took {compile_s} s."], result, {"drift": drift})
     report.write(options.output)
 
 

@@ -1,21 +1,12 @@
 """What does ``python run.py`` cost over a plain SB3 script doing the same training?
 
-    python -m benchmarks.framework_overhead [--repeats 3 [3]] [--envs cartpole breakout]
-        [--logger wandb] [--variant 'progress_bar=false' ...]
-
-Sides, each a subprocess on a pseudo-terminal (so run.py's progress bar draws as a user's
-would), timed end to end: the plain SB3 script (``benchmarks/stock.py``'s DQN, no callbacks,
-no logger); the plain script with our algorithm (``experiments.train.build``, a bare
-``learn()``: run.py against it is the framework alone); ``run.py`` with its defaults but
-``eval.freq=0``; and each ``--variant`` of run.py. Timed: the steady env steps per second,
-``(long - short) / (T_long - T_short)`` (start-up cancels), run.py's final evaluation (from
-evaluations.csv) subtracted. ``--plain {sb3,ours} OVERRIDES.json`` is a plain script itself.
+Sides, processes on a pseudo-terminal: a plain SB3 script (benchmarks/stock.py, ``--plain``);
+the plain script with our algorithm; ``run.py`` with ``eval.freq=0``; each ``--variant``. Timed:
+env steps per second, ``(long - short) / (T_long - T_short)``, less run.py's final evaluation.
 """
 
-from __future__ import annotations
-
 import argparse
-import json
+import contextlib
 import os
 import pty
 import subprocess
@@ -26,36 +17,27 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.harness import Report, Side, parser, ratio_rows, run, table, verdict
+from benchmarks.harness import Report, Side, parser, ratio_rows, run
 from benchmarks.stock import stock_model
 from experiments.config import compose_config
 from experiments.run_dir import RunDir
 from experiments.train import build
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGET = 0.95
+ROOT, TARGET = Path(__file__).resolve().parents[1], 0.95
+BREAKOUT = "env=breakout_sb3 algo=dqn dqn.learning_starts=1000 dqn.buffer_size=20000"
 SETUPS = {  # shared overrides, short and long total_timesteps, run.py's own overrides
-    "cartpole": (("env=cartpole", "algo=dqn"), 10_240, 30_720, ()),
-    "breakout": (
-        ("env=breakout_sb3", "algo=dqn", "dqn.learning_starts=1000", "dqn.buffer_size=20000"),
-        2_000,
-        5_000,
-        ("eval.episodes=1",),
-    ),
+    "cartpole": ("env=cartpole algo=dqn", 10_240, 30_720, ""),
+    "breakout": (BREAKOUT, 2_000, 5_000, "eval.episodes=1"),
 }
-PLAIN = {"plain SB3 script": "sb3", "plain script, our algorithm": "ours"}
+SB3, OURS = "plain SB3 script", "plain script, our algorithm"
+PLAIN = {SB3: "sb3", OURS: "ours"}
 
 
 def plain_train(kind: str, overrides: Sequence[str]) -> None:
     """Train what run.py's config describes without run.py: stock SB3, or our objects."""
     cfg = compose_config(overrides)
-    if kind == "sb3":
-        stock_model(cfg).learn(cfg.total_timesteps)
-        return
-    env, eval_env, model = build(cfg)  # sets torch_threads as run.py does
-    eval_env.close()
+    model = stock_model(cfg) if kind == "sb3" else build(cfg)[2]  # threads set as run.py does
     model.learn(cfg.total_timesteps)
-    env.close()
 
 
 def seconds_on_terminal(argv: Sequence[str], run_dir: Path) -> float:
@@ -64,25 +46,19 @@ def seconds_on_terminal(argv: Sequence[str], run_dir: Path) -> float:
     output = bytearray()
 
     def drain() -> None:  # a terminal nobody reads blocks its writer
-        while True:
-            try:
-                chunk = os.read(leader, 1 << 16)
-            except OSError:
-                return
-            if not chunk:
-                return
-            output.extend(chunk)
-            del output[: -(1 << 15)]
+        with contextlib.suppress(OSError):
+            while chunk := os.read(leader, 1 << 16):
+                output.extend(chunk)
+                del output[: -(1 << 15)]
 
     threading.Thread(target=drain, daemon=True).start()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
-    start = time.perf_counter()
+    start, out = time.perf_counter(), follower
     process = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
     )
     os.close(follower)
-    code = process.wait()
-    seconds = time.perf_counter() - start
+    code, seconds = process.wait(), time.perf_counter() - start
     if code != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {code}:\n{output.decode()[-3000:]}")
     rows = RunDir(run_dir).evaluation_rows()
@@ -90,7 +66,7 @@ def seconds_on_terminal(argv: Sequence[str], run_dir: Path) -> float:
 
 
 def side(
-    label: str, shared: Sequence[str], lengths: tuple[int, int], own: Sequence[str], workdir: Path
+    label: str, shared: list[str], lengths: tuple[int, int], own: tuple, workdir: Path
 ) -> Side:
     """A side whose measurement runs it at both lengths: its steady env steps per second."""
 
@@ -100,14 +76,7 @@ def side(
             run_dir = Path(tempfile.mkdtemp(dir=workdir))
             overrides = [*shared, f"total_timesteps={steps}"]
             if label in PLAIN:
-                (run_dir / "o.json").write_text(json.dumps(overrides))
-                argv = [
-                    "-m",
-                    "benchmarks.framework_overhead",
-                    "--plain",
-                    PLAIN[label],
-                    str(run_dir / "o.json"),
-                ]
+                argv = ["-m", "benchmarks.framework_overhead", "--plain", PLAIN[label], *overrides]
             else:
                 argv = ["run.py", *overrides, *own, f"hydra.run.dir={run_dir}"]
             seconds.append(seconds_on_terminal([sys.executable, *argv], run_dir))
@@ -119,57 +88,34 @@ def side(
 
 
 def main() -> None:
-    args = parser(__doc__, "framework_overhead.md")
-    args.add_argument("--repeats", type=int, nargs="+", default=[3], help="per env, or one")
-    args.add_argument("--envs", nargs="+", choices=tuple(SETUPS), default=list(SETUPS))
+    args = parser(__doc__, "framework_overhead.md", repeats=[3], envs=list(SETUPS), threads=0)
     args.add_argument("--logger", choices=("wandb", "none"), default="wandb")
-    args.add_argument("--threads", type=int, help="torch_threads=N on both sides")
     args.add_argument("--short", type=int, nargs="+", help="short length per env (override)")
     args.add_argument("--long", type=int, nargs="+", help="long length per env (override)")
     args.add_argument("--variant", action="append", default=[], help="another run.py side")
-    args.add_argument("--plain", nargs=2, help=argparse.SUPPRESS)
+    args.add_argument("--plain", nargs="+", help=argparse.SUPPRESS)
     options = args.parse_args()
     if options.plain is not None:
-        return plain_train(options.plain[0], json.loads(Path(options.plain[1]).read_text()))
+        return plain_train(options.plain[0], options.plain[1:])
     report = Report("Framework overhead: `python run.py` vs a plain SB3 script, steady state")
     for i, name in enumerate(options.envs):
         shared, short, long, own = SETUPS[name]
-        shared = (*shared, *([f"torch_threads={options.threads}"] if options.threads else []))
+        shared += f" torch_threads={options.threads}" if options.threads else ""
         lengths = (options.short[i], options.long[i]) if options.short else (short, long)
-        run_py = ("eval.freq=0", f"logger={options.logger}", *own)
+        run_py = ("eval.freq=0", f"logger={options.logger}", *own.split())
         labels = {**{label: () for label in PLAIN}, "run.py": run_py}
         labels |= {f"run.py {v}": (*run_py, *v.split()) for v in options.variant}
         repeats = options.repeats[min(i, len(options.repeats) - 1)]
         with tempfile.TemporaryDirectory(prefix="framework_overhead_") as workdir:
-            sides = [side(label, shared, lengths, o, Path(workdir)) for label, o in labels.items()]
+            sides = [side(n, shared.split(), lengths, o, Path(workdir)) for n, o in labels.items()]
             result = run(sides, repeats, warmup=0)
-        runs = [label for label in labels if label not in PLAIN]
-        rows = [
-            [
-                *r,
-                str(result.ratio(r[0], "plain script, our algorithm")),
-                verdict(min(result.ratio(r[0], p).median for p in PLAIN) >= TARGET),
-            ]
-            for r in ratio_rows(result, runs, "plain SB3 script", scale=1)
-        ]
-        header = [
-            "side",
-            "env steps/s (median)",
-            "ratio to plain SB3: median (range)",
-            "ratio to plain, our algorithm (the framework alone)",
-            f"both >= {TARGET}",
-        ]
-        plain_rows = [[p, f"{result.median(p):.1f}", "", "", ""] for p in PLAIN]
-        report.section(
-            f"`{' '.join(shared)}`, total_timesteps {lengths[0]} and {lengths[1]}",
-            [
-                f"run.py: `{' '.join(run_py)}`; rates net of the final evaluation",
-                "",
-                *table(header, [*plain_rows, *rows]),
-            ],
-            result,
-            {r: result.ratio(r, "plain SB3 script").median for r in runs},
-        )
+        rows = ratio_rows(result, list(labels), SB3, "env steps/s", 1)
+        for row in rows:
+            row[f"/ {OURS} (the framework alone)"] = ours = result.ratio(row["side"], OURS)
+            both = min(ours.median, row[f"/ {SB3}"].median) >= TARGET
+            row[f"both >= {TARGET}"] = None if row["side"] in PLAIN else both
+        heading = f"`{shared}`, total_timesteps {lengths[0]} and {lengths[1]}"
+        report.section(heading, rows, [f"run.py: `{' '.join(run_py)}`"], result)
     report.write(options.output)
 
 

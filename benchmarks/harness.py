@@ -1,23 +1,15 @@
-"""The protocol every benchmark shares, written once: sides, interleaved repeats, paired ratios,
-the machine header and the report (markdown + JSON).
+"""The protocol every benchmark shares: sides as data, interleaved repeats, paired ratios, the
+machine header and the report (markdown + JSON). Why interleaved and paired, and how to add a
+benchmark: docs/benchmarks/README.md.
 
-A benchmark declares its sides as data and asks one question of them::
-
-    sides = [Side("stock", build_stock, time_train), Side("ours", build_ours, time_train)]
-    result = run(sides, repeats=15)
+    result = run([Side("stock", build_stock, timed(train)), Side("ours", ...)], repeats=15)
     result.ratio("ours", "stock")   # Ratio(median=0.98, low=0.95, high=1.02)
-
-Why interleaved: on a shared machine the load drifts over seconds. Each repeat measures every
-side once, starting at a rotating position, so a drift hits all sides alike; a ratio is taken
-within one repeat (paired) and the median over repeats is reported with its range, so a report
-says how noisy it was. The 1-minute load average is recorded per repeat for the same reason.
 """
-
-from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import operator
 import os
 import platform
 import statistics
@@ -27,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -35,21 +27,15 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 VERSIONS = ("numpy", "torch", "stable-baselines3", "gymnasium", "ale-py")
 
 
-@dataclass(frozen=True)
-class Side:
-    """One thing under test: how to build it once, and one measurement of what was built.
-
-    :param measure: returns one number per call (seconds per unit, or a rate); the harness
-        calls it once per repeat, plus ``warmup`` untimed calls first
-    """
+class Side(NamedTuple):
+    """One thing under test: how to build it once, and one measurement of what was built."""
 
     name: str
     build: Callable[[], Any]
     measure: Callable[[Any], float]
 
 
-@dataclass(frozen=True)
-class Ratio:
+class Ratio(NamedTuple):
     """The median over repeats of a paired ratio, and its range over repeats."""
 
     median: float
@@ -66,7 +52,6 @@ class Result:
 
     values: dict[str, list[float]]
     load: list[float] = field(default_factory=list)
-    #: what each side's build returned, for what a benchmark reads off it afterwards
     built: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def median(self, name: str) -> float:
@@ -91,22 +76,17 @@ def timed(work: Callable[[Any], object], units: int = 1) -> Callable[[Any], floa
     return measure
 
 
-def run(sides: Sequence[Side], repeats: int, warmup: int = 1, log: bool = True) -> Result:
+def run(sides: Sequence[Side], repeats: int, warmup: int = 1) -> Result:
     """Build every side, warm each up, then ``repeats`` rounds of one measurement per side."""
-    built = [side.build() for side in sides]
-    for side, obj in zip(sides, built, strict=True):
+    result = Result({side.name: [] for side in sides}, built={s.name: s.build() for s in sides})
+    for side in sides:
         for _ in range(warmup):  # allocators, optimizer state, lazy initialisation, JIT
-            side.measure(obj)
-    result = Result(
-        {side.name: [] for side in sides},
-        built={s.name: b for s, b in zip(sides, built, strict=True)},
-    )
+            side.measure(result.built[side.name])
     for repeat in range(repeats):
-        for i in [(repeat + k) % len(sides) for k in range(len(sides))]:
-            result.values[sides[i].name].append(sides[i].measure(built[i]))
-            if log:
-                value = result.values[sides[i].name][-1]
-                print(f"  repeat {repeat + 1}: {sides[i].name}: {value:.4g}", flush=True)
+        start = repeat % len(sides)
+        for side in [*sides[start:], *sides[:start]]:
+            result.values[side.name].append(value := side.measure(result.built[side.name]))
+            print(f"  repeat {repeat + 1}: {side.name}: {value:.4g}", flush=True)
         result.load.append(os.getloadavg()[0])
     return result
 
@@ -128,25 +108,13 @@ def command() -> str:
 
 def machine() -> dict[str, Any]:
     """What a figure depends on besides the code: CPU, threads, versions, load at the start."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    versions = {"python": platform.python_version()}
-    for package in VERSIONS:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "absent"
+    cpus = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((x.split(":", 1)[1].strip() for x in cpus if x.startswith("model name")), "?")
+    versions = {"python": platform.python_version()} | {p: metadata.version(p) for p in VERSIONS}
     return {
         "date": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         "cpu": f"{cpu}, {os.cpu_count()} logical cores",
-        "gpu": gpu,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "versions": versions,
@@ -154,74 +122,78 @@ def machine() -> dict[str, Any]:
     }
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    """Markdown table lines; floats are written as given (format them before)."""
+def cell(value: Any) -> str:
+    """A value as a table writes it: 4 significant digits, a bool as a target's verdict."""
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return "" if value is None else str(value)
+
+
+def table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines of ``rows`` (one dict a row, its keys the header), cells by :func:`cell`."""
+    header = list(rows[0]) if rows else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-
-
-def verdict(ok: bool) -> str:
-    """A target's cell in a table."""
-    return "yes" if ok else "**no**"
+    return lines + ["| " + " | ".join(cell(row.get(k)) for k in header) + " |" for row in rows]
 
 
 def ratio_rows(
-    result: Result, names: Sequence[str], baseline: str, scale: float = 1e3, limit: float = 0.0
-) -> list[list[str]]:
-    """Per side: its median times ``scale`` (ms for seconds), its paired ratio to ``baseline``
-    (median and range) and, with a ``limit``, whether the median ratio is at most that."""
+    result: Result,
+    names: Sequence[str],
+    baseline: str,
+    unit: str = "ms",
+    scale: float = 1e3,
+    target: str = "",
+) -> list[dict[str, Any]]:
+    """Per side: its median times ``scale``, its paired ratio to ``baseline`` (median and
+    range) and, with a ``target`` (``"<= 1.05"``, ``">= 1.5"``), whether the median meets it."""
     rows = []
     for name in names:
         ratio = result.ratio(name, baseline)
-        cells = [name, f"{scale * result.median(name):.3f}", str(ratio)]
-        if limit:
-            cells.append("-" if name == baseline else verdict(ratio.median <= limit))
-        rows.append(cells)
+        rows.append({"side": name, unit: scale * result.median(name), f"/ {baseline}": ratio})
+        if target:
+            compare, limit = {"<=": operator.le, ">=": operator.ge}[target[:2]], float(target[2:])
+            rows[-1][target] = compare(ratio.median, limit) if name != baseline else None
     return rows
 
 
 class Report:
-    """One report: markdown for people and, beside it, JSON for diffing a later run.
-
-    :param title: the question the benchmark answers
-    """
+    """One report: markdown for people and, beside it, JSON for diffing a later run."""
 
     def __init__(self, title: str) -> None:
-        self.started = time.perf_counter()
-        self.header = {"command": command(), **machine()}
-        self.lines = [f"# {title}", "", f"Command: `{self.header['command']}`", ""]
-        self.data: dict[str, Any] = {}
-        versions = ", ".join(f"{k} {v}" for k, v in self.header["versions"].items())
-        self.lines += [
-            f"- {self.header['date']}; {self.header['cpu']}; GPU: {self.header['gpu']}; "
-            f"torch threads: {self.header['torch_threads']}; 1-min load at start: "
-            f"{self.header['load_at_start']:.2f}",
-            f"- {versions}; {self.header['platform']}",
-        ]
-
-    def add(self, *lines: str) -> None:
-        self.lines.extend(lines)
-        print("\n".join(lines), flush=True)
+        self.started, self.data = time.perf_counter(), dict[str, Any]()
+        self.header = h = {"command": command(), **machine()}
+        versions = ", ".join(f"{k} {v}" for k, v in h["versions"].items())
+        self.lines = [f"# {title}", "", f"Command: `{h['command']}`", ""]
+        self.lines.append(
+            f"- {h['date']}; {h['cpu']}; GPU: {h['gpu']}; torch threads: "
+            f"{h['torch_threads']}; 1-min load at start: {h['load_at_start']:.2f}"
+        )
+        self.lines.append(f"- {versions}; {h['platform']}")
 
     def section(
         self,
         heading: str,
-        lines: Sequence[str],
+        rows: Sequence[dict[str, Any]] = (),
+        notes: Sequence[str] = (),
         result: Result | None = None,
         figures: dict[str, Any] | None = None,
     ) -> None:
-        """A ``##`` section; its ``result`` (raw values, loads) and ``figures`` go to the JSON."""
-        self.data[heading] = {"figures": figures or {}}
+        """A ``##`` section: a table of ``rows``, ``notes``; the JSON gets ``figures`` too."""
+        lines = [*(table(rows) if rows else []), *(["", *notes] if notes else [])]
+        self.data[heading] = {"rows": list(rows), "figures": figures}
         if result is not None:
             self.data[heading].update(values=result.values, load=result.load)
             low, high = min(result.load), max(result.load)
-            lines = [*lines, "", f"1-min load average per repeat: {low:.2f} - {high:.2f}"]
-        self.add("", f"## {heading}", "", *lines)
+            lines += ["", f"1-min load average per repeat: {low:.2f} - {high:.2f}"]
+        self.lines += ["", f"## {heading}", "", *lines]
+        print("\n".join(self.lines[-len(lines) - 3 :]), flush=True)
 
     def write(self, path: Path) -> None:
         """Write ``path`` (markdown) and ``path`` with ``.json``: header, raw values, figures."""
         seconds = time.perf_counter() - self.started
-        self.add("", f"Total benchmark time: {seconds:.0f} s.", "")
+        self.lines += ["", f"Total benchmark time: {seconds:.0f} s.", ""]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(self.lines))
         record = {**self.header, "seconds": seconds, "sections": self.data}
@@ -229,11 +201,14 @@ class Report:
         print(f"wrote {path} and {path.with_suffix('.json').name}")
 
 
-def parser(doc: str | None, output: str, repeats: int | None = None) -> argparse.ArgumentParser:
-    """The arguments every benchmark takes: ``--output`` (docs/benchmarks/ by default) and, for
-    a timing, ``--repeats``."""
+def parser(doc: str | None, output: str, **defaults: Any) -> argparse.ArgumentParser:
+    """The one argument parser: ``--output`` (under docs/benchmarks/ by default) and a
+    ``--flag-name`` for each keyword, typed by its default (a list: several values; None: str)."""
     parsed = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parsed.add_argument("--output", type=Path, default=DOCS / output)
-    if repeats is not None:
-        parsed.add_argument("--repeats", type=int, default=repeats)
+    for name, default in defaults.items():
+        listed = isinstance(default, list)
+        kind = str if default is None else type(default[0] if listed else default)
+        nargs = "+" if listed else None
+        parsed.add_argument("--" + name.replace("_", "-"), type=kind, nargs=nargs, default=default)
     return parsed

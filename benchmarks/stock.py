@@ -1,11 +1,8 @@
 """Stock SB3 configured from run.py's composed config: the baseline the benchmarks measure against.
 
-Stock means what a user who writes SB3 by hand runs: SB3's ``DQN`` class and its own policy
-(no channels-last layout, Adam's default per-tensor loop, not the fused kernel), SB3's env
-helpers, the same hyperparameters, seed and torch threads as run.py's config.
+Stock is what a user writing SB3 by hand runs: SB3's ``DQN``, policy (NCHW, Adam's per-tensor
+loop) and env helpers, with run.py's hyperparameters, seed and torch threads.
 """
-
-from __future__ import annotations
 
 import json
 import sys
@@ -21,32 +18,17 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from experiments.config import compose_config
 
 #: ``dqn`` keys that stock DQN takes as they are.
-STOCK_KEYS = (
-    "buffer_size",
-    "learning_starts",
-    "batch_size",
-    "tau",
-    "gamma",
-    "train_freq",
-    "gradient_steps",
-    "target_update_interval",
-    "exploration_initial_eps",
-    "exploration_final_eps",
-    "max_grad_norm",
-)
+STOCK_KEYS = (  # noqa: SIM905 - one string reads as one list
+    "buffer_size learning_starts batch_size tau gamma train_freq gradient_steps"
+    " target_update_interval exploration_initial_eps exploration_final_eps max_grad_norm"
+).split()
 #: Policy keywords of ours (custom/policies.py) that SB3's own policies do not take.
 OUR_POLICY_KEYWORDS = ("channels_last", "dueling", "network")
 
 
 def stock_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Our policy arguments without our speed-ups: SB3's default (foreach) Adam, not fused, and
-    SB3's NCHW weights, not channels-last.
-
-    Both compute the same update to float rounding; stock SB3 asks for neither.
-
-    :raises ValueError: for a keyword that changes the network (dueling, the reference
-        network): stock SB3 cannot build it, so no comparison would be like for like
-    """
+    """Our policy arguments without our speed-ups (fused Adam, channels-last): the same update
+    to float rounding. :raises ValueError: for a network stock SB3 cannot build (dueling...)"""
     defaults = {"dueling": False, "network": "sb3"}
     changed = [key for key, value in defaults.items() if policy_kwargs.get(key, value) != value]
     if changed:
@@ -58,40 +40,27 @@ def stock_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def stock_env(cfg: dict[str, Any]) -> VecEnv:
-    """The training env as SB3 alone builds it: make_vec_env, or make_atari_env + stacking.
-
-    :param cfg: run.py's composed config, resolved to a dict
-    """
-    env_cfg = cfg["env"]
-    if env_cfg["wrapper"] == "sb3_atari":
-        env = make_atari_env(
-            env_cfg["id"],
-            n_envs=1,
-            seed=cfg["seed"],
-            wrapper_kwargs=env_cfg["wrapper_kwargs"],
-            env_kwargs=env_cfg["make_kwargs"],
-        )
-        return VecFrameStack(env, n_stack=env_cfg["frame_stack"])
-    assert env_cfg["wrapper"] == "none", f"no stock setup for wrapper {env_cfg['wrapper']}"
-    return make_vec_env(
-        env_cfg["id"], n_envs=1, seed=cfg["seed"], env_kwargs=env_cfg["make_kwargs"]
-    )
+    """The training env as SB3 alone builds it: make_vec_env, or make_atari_env + stacking."""
+    env, kwargs = cfg["env"], {"n_envs": 1, "seed": cfg["seed"]}
+    kwargs["env_kwargs"] = env["make_kwargs"]
+    if env["wrapper"] == "sb3_atari":
+        vec_env = make_atari_env(env["id"], wrapper_kwargs=env["wrapper_kwargs"], **kwargs)
+        return VecFrameStack(vec_env, n_stack=env["frame_stack"])
+    assert env["wrapper"] == "none", f"no stock setup for wrapper {env['wrapper']}"
+    return make_vec_env(env["id"], **kwargs)
 
 
 def exploration_fraction(dqn: dict[str, Any], total_timesteps: int) -> float:
-    """SB3's ``exploration_fraction`` for run.py's epsilon schedule.
-
-    An anneal over ``exploration_anneal_steps`` env steps (held for none) is SB3's linear
-    schedule over that fraction of the run, also a fraction above 1 (a run shorter than the
-    anneal).
-    """
+    """SB3's ``exploration_fraction`` for run.py's anneal over ``exploration_anneal_steps``
+    (held for none): that fraction of the run, above 1 for a run shorter than the anneal."""
     if dqn["exploration_anneal_steps"] is None:
         return dqn["exploration_fraction"]
     return dqn["exploration_anneal_steps"] / total_timesteps
 
 
-def stock_dqn(cfg: dict[str, Any], env: VecEnv) -> DQN:
-    """SB3's DQN with the values of run.py's composed config ``cfg`` (resolved to a dict)."""
+def stock_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """SB3 DQN's keywords for run.py's composed config ``cfg`` (resolved to a dict), but the
+    env, policy class, seed and device."""
     dqn = cfg["dqn"]
     # What SB3's DQN cannot express must be at its stock value, else the work would differ.
     assert dqn["loss"] == "smooth_l1" and dqn["exploration_hold_steps"] == 0, dqn
@@ -100,46 +69,34 @@ def stock_dqn(cfg: dict[str, Any], env: VecEnv) -> DQN:
         learning_rate = LinearSchedule(
             learning_rate, dqn["learning_rate_final"], dqn["learning_rate_fraction"]
         )
-    return DQN(
-        cfg["env"]["policy"],
-        env,
-        learning_rate=learning_rate,
-        seed=cfg["seed"],
-        device=cfg["device"],
-        policy_kwargs=stock_policy_kwargs(dqn["policy_kwargs"]),
-        exploration_fraction=exploration_fraction(dqn, cfg["total_timesteps"]),
+    return {
+        "learning_rate": learning_rate,
+        "policy_kwargs": stock_policy_kwargs(dqn["policy_kwargs"]),
+        "exploration_fraction": exploration_fraction(dqn, cfg["total_timesteps"]),
         **{key: dqn[key] for key in STOCK_KEYS},
-    )
+    }
 
 
 def stock_model(cfg: DictConfig, env_cfg: DictConfig | None = None) -> DQN:
-    """Stock SB3's DQN on the env SB3 alone builds, for run.py's composed config ``cfg``, with
-    its torch threads set as run.py sets them.
-
-    :param env_cfg: another config whose env SB3 builds instead (e.g. ``env=breakout_sb3``'s,
-        to train our Breakout hyperparameters on SB3's AtariWrapper)
-    """
+    """Stock SB3's DQN for run.py's composed config ``cfg``, torch threads set as run.py does,
+    on the env SB3 alone builds for ``env_cfg`` (default: ``cfg``; e.g. ``env=breakout_sb3``)."""
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     if env_cfg is not None:
         plain["env"] = OmegaConf.to_container(env_cfg.env, resolve=True)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    return stock_dqn(plain, stock_env(plain))
+    env, kwargs = stock_env(plain), stock_kwargs(plain)
+    return DQN(plain["env"]["policy"], env, seed=cfg.seed, device=cfg.device, **kwargs)
 
 
 def main() -> None:
     """``python -m benchmarks.stock OVERRIDE...``: what stock SB3 would get for run.py's config
     (JSON), or one line saying why stock SB3 cannot train it."""
-    cfg = compose_config(sys.argv[1:])
-    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    dqn = plain["dqn"]
+    plain = OmegaConf.to_container(compose_config(sys.argv[1:]), resolve=True)
     try:
-        kwargs = {key: dqn[key] for key in STOCK_KEYS}
-        kwargs["policy_kwargs"] = stock_policy_kwargs(dqn["policy_kwargs"])
+        print(json.dumps(stock_kwargs(plain), default=str))  # type: ignore[arg-type]
     except ValueError as error:
         sys.exit(f"error: {error}")
-    kwargs["exploration_fraction"] = exploration_fraction(dqn, plain["total_timesteps"])
-    print(json.dumps(kwargs))
 
 
 if __name__ == "__main__":
