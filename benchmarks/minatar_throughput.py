@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -114,6 +115,13 @@ class Trained:
         return self.steps / seconds
 
 
+def trained(
+    make: Callable[[DictConfig], Any], options: Any, threads: int, extra: list[str]
+) -> Trained:
+    """A side built by ``make`` from the benchmark's config with ``extra`` overrides."""
+    return Trained(make(config(options, threads, extra)), options.steps)
+
+
 def main() -> None:
     args = parser(__doc__, "minatar_throughput.md", repeats=5)
     for flag, default in (("steps", 2_000), ("learning-starts", 1_000), ("seed", 0)):
@@ -133,13 +141,13 @@ def main() -> None:
     report = Report("MinAtar Breakout training throughput: our pipeline vs stock SB3 DQN")
     for threads in options.threads:
         builders = {
-            "stock": lambda: stock(config(options, threads, one_env)),
-            "ours, 1 env": lambda: ours(config(options, threads, one_env)),
-            f"ours, {n_envs} envs": lambda: ours(config(options, threads, batched)),
+            "stock": (stock, one_env),
+            "ours, 1 env": (ours, one_env),
+            f"ours, {n_envs} envs": (ours, batched),
         }
         sides = [
-            Side(name, functools.partial(lambda b: Trained(b(), options.steps), b), Trained.window)
-            for name, b in builders.items()
+            Side(name, functools.partial(trained, make, options, threads, extra), Trained.window)
+            for name, (make, extra) in builders.items()
         ]
         torch.set_num_threads(threads)
         result = run(sides, options.repeats, warmup=0)

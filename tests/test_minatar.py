@@ -31,8 +31,6 @@ DOPAMINE_DQN = {
     "learning_starts": 1_000,
     "batch_size": 32,
     "gamma": 0.99,
-    "train_freq": 4,
-    "gradient_steps": 1,
     "target_update_interval": 1_000,
     "tau": 1.0,
     "exploration_initial_eps": 1.0,
@@ -141,6 +139,9 @@ def test_frames_render_as_uint8_images_for_gifs() -> None:
 def test_every_game_shares_dopamines_dqn_values(compose_config, game) -> None:
     dqn = compose_config(f"env=minatar_{game}").dqn
     assert {key: dqn[key] for key in DOPAMINE_DQN} == DOPAMINE_DQN
+    # Dopamine's update_period 4 with batched acting: 4 env steps per update
+    n_envs = compose_config(f"env=minatar_{game}").env.n_envs
+    assert n_envs * dqn.train_freq == 4 * dqn.gradient_steps
     assert dqn.policy_kwargs.network == "minatar"
     assert dqn.policy_kwargs.optimizer_kwargs.eps == 3.125e-4
     assert dqn.replay.kind == "standard" and not dqn.replay.prioritized
