@@ -323,7 +323,7 @@ def test_train_minimises_the_chosen_loss(loss: str) -> None:
 
 def test_rejects_an_unknown_loss() -> None:
     with pytest.raises(ValueError, match="loss must be one of 'smooth_l1', 'reference'"):
-        TargetDQN("MlpPolicy", ENV, loss="mse")
+        TargetDQN("MlpPolicy", ENV, loss="l2")
 
 
 def test_loss_round_trips(tmp_path: Path) -> None:
