@@ -31,8 +31,6 @@ DOPAMINE_DQN = {
     "learning_starts": 1_000,
     "batch_size": 32,
     "gamma": 0.99,
-    "train_freq": 4,
-    "gradient_steps": 1,
     "target_update_interval": 1_000,
     "tau": 1.0,
     "exploration_initial_eps": 1.0,
@@ -61,11 +59,13 @@ def test_every_game_gives_channel_first_0_1_grids_and_six_actions(compose_config
         shape = (CHANNELS[game], 10, 10)
         assert vec_env.observation_space == gym.spaces.Box(0, 1, shape, np.uint8)
         assert vec_env.action_space == gym.spaces.Discrete(6)  # the published set, every game
-        assert vec_env.env_is_wrapped(Monitor) == [True]
+        n_envs = cfg.env.n_envs  # DQN's batched acting: several envs
+        assert vec_env.env_is_wrapped(Monitor) == [True] * n_envs
         obs = vec_env.reset()
-        assert obs.shape == (1, *shape) and obs.dtype == np.uint8
+        assert obs.shape == (n_envs, *shape) and obs.dtype == np.uint8
         for _ in range(20):
-            obs, _, _, _ = vec_env.step(np.array([vec_env.action_space.sample()]))
+            actions = [vec_env.action_space.sample() for _ in range(n_envs)]
+            obs, _, _, _ = vec_env.step(np.array(actions))
             assert set(np.unique(obs)) <= {0, 1}
         game_env = vec_env.envs[0].unwrapped
         assert game_env.game.sticky_action_prob == 0.1
@@ -114,7 +114,7 @@ def test_the_time_limit_truncates_a_game(compose_config) -> None:
 
 def test_same_seed_same_games_and_eval_seeded_apart(compose_config) -> None:
     def trajectory(training: bool) -> np.ndarray:
-        cfg = compose_config("env=minatar_asterix", "seed=5", "eval.n_envs=1")
+        cfg = compose_config("env=minatar_asterix", "seed=5", "env.n_envs=1", "eval.n_envs=1")
         vec_env = make_env(cfg, training=training)
         frames = [vec_env.reset()]
         frames += [vec_env.step(np.array([i % 6]))[0] for i in range(40)]
@@ -141,6 +141,9 @@ def test_frames_render_as_uint8_images_for_gifs() -> None:
 def test_every_game_shares_dopamines_dqn_values(compose_config, game) -> None:
     dqn = effective_config(compose_config(f"env=minatar_{game}")).dqn  # as the run records it
     assert {key: dqn[key] for key in DOPAMINE_DQN} == DOPAMINE_DQN
+    # Dopamine's update_period 4 with batched acting: 4 env steps per update
+    n_envs = compose_config(f"env=minatar_{game}").env.n_envs
+    assert n_envs * dqn.train_freq == 4 * dqn.gradient_steps
     assert dqn.policy_kwargs.network == "minatar"
     assert dqn.policy_kwargs.optimizer_kwargs.eps == 3.125e-4
     assert dqn.replay.kind == "standard" and not dqn.replay.prioritized

@@ -58,7 +58,8 @@ def test_short_training_smoke_per_env_and_algo(compose_config, tmp_path: Path, e
     with (run_dir / "evaluations.csv").open() as file:
         rows = list(csv.DictReader(file))
     timesteps = [int(row["timesteps"]) for row in rows]
-    assert timesteps[:2] == [300, 600]  # periodic evaluations
+    n_envs = cfg.env.n_envs  # an evaluation falls on the first batch of env steps past its step
+    assert timesteps[:2] == [-(-300 // n_envs) * n_envs, -(-600 // n_envs) * n_envs]
     assert timesteps[-1] == model.num_timesteps  # and the final one, at the very end
     assert (run_dir / "best_episode.gif").is_file() == bool(cfg.eval.gif)
     assert _is_atari(cfg) or not cfg.eval.gif

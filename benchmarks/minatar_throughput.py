@@ -1,0 +1,191 @@
+"""How many MinAtar Breakout env steps per second does our pipeline train, against stock SB3?
+
+    python -m benchmarks.minatar_throughput [--repeats 5] [--steps 2000] [--threads 1 2]
+
+Sides, on the same hyperparameters (conf/hparams/dqn/minatar.yaml), the same network
+(MinAtar's: conv 16x3x3, dense 128) and batch size, one fixed epsilon (acting costs depend on
+it) and SB3's smooth L1 loss on both (stock DQN has no other):
+
+- stock: SB3's ``DQN`` with its own ``DQNPolicy`` given :class:`custom.policies.MinAtarCNN` as
+  features extractor (no head layers), torch's default Adam, one env from ``make_vec_env``
+  with the channel-first wrapper every MinAtar user needs, an update every 4 env steps;
+- ours, 1 env: what ``python run.py env=minatar_breakout`` trains
+  (``experiments.train.build``), with one env and an update every 4 env steps;
+- ours, batched: the same with ``--n-envs`` envs acting in one batch, and as many updates per
+  call as keep one update per 4 env steps (``train_freq=1``, ``gradient_steps=n_envs/4``).
+
+Each window trains ``--steps`` env steps after the replay holds ``--learning-starts``; the
+updates inside each window are counted and must be equal on every side. All sides live in one
+process per thread count: ours sets flush-to-zero (as run.py does) and stock then gets it too.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_vec_env
+
+from benchmarks.harness import Report, Side, parser, run, table, verdict
+from benchmarks.stock import STOCK_KEYS
+from custom.minatar_wrappers import channels_first
+from custom.policies import MinAtarCNN
+from experiments.config import compose_config
+from experiments.envs import register_minatar
+from experiments.train import build
+
+TARGET = 5.0
+#: env steps per update on every side (Dopamine's update_period)
+UPDATE_PERIOD = 4
+
+
+def config(options: Any, threads: int, extra: list[str]) -> DictConfig:
+    """run.py's composed MinAtar Breakout config, with the benchmark's fixed values."""
+    return compose_config(
+        [
+            "env=minatar_breakout",
+            f"seed={options.seed}",
+            "device=cpu",
+            "logger=none",
+            f"torch_threads={threads}",
+            f"dqn.learning_starts={options.learning_starts}",
+            "dqn.exploration_hold_steps=0",
+            f"dqn.exploration_initial_eps={options.epsilon}",
+            f"dqn.exploration_final_eps={options.epsilon}",
+            "dqn.loss=smooth_l1",
+            *extra,
+        ]
+    )
+
+
+def stock(cfg: DictConfig) -> DQN:
+    """SB3's DQN as a user writes it for MinAtar, with ``cfg``'s hyperparameters."""
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    dqn, env_cfg = plain["dqn"], plain["env"]
+    register_minatar()
+    env = make_vec_env(
+        env_cfg["id"],
+        n_envs=1,
+        seed=plain["seed"],
+        env_kwargs=env_cfg["make_kwargs"],
+        wrapper_class=channels_first,
+    )
+    optimizer_kwargs = {k: v for k, v in dqn["policy_kwargs"]["optimizer_kwargs"].items()}
+    optimizer_kwargs.pop("fused", None)
+    policy_kwargs = {
+        "features_extractor_class": MinAtarCNN,
+        "net_arch": [],
+        "optimizer_kwargs": optimizer_kwargs,
+    }
+    return DQN(
+        "MlpPolicy",
+        env,
+        learning_rate=dqn["learning_rate"],
+        seed=plain["seed"],
+        device="cpu",
+        policy_kwargs=policy_kwargs,
+        **{key: dqn[key] for key in STOCK_KEYS},
+    )
+
+
+def ours(cfg: DictConfig) -> Any:
+    """The model ``python run.py`` builds for ``cfg``."""
+    return build(cfg)[2]
+
+
+class Trained:
+    """A side's model, filled to ``learning_starts``, and the updates of each timed window."""
+
+    def __init__(self, model: Any, steps: int) -> None:
+        self.model, self.steps, self.updates = model, steps, list[int]()
+        model.learn(model.learning_starts + 8 * UPDATE_PERIOD * model.n_envs)
+
+    def window(self) -> float:
+        """Env steps per second over one window of ``steps`` env steps."""
+        before = self.model._n_updates
+        start = time.perf_counter()
+        self.model.learn(self.steps, reset_num_timesteps=False)
+        seconds = time.perf_counter() - start
+        self.updates.append(self.model._n_updates - before)
+        return self.steps / seconds
+
+
+def trained(
+    make: Callable[[DictConfig], Any], options: Any, threads: int, extra: list[str]
+) -> Trained:
+    """A side built by ``make`` from the benchmark's config with ``extra`` overrides."""
+    return Trained(make(config(options, threads, extra)), options.steps)
+
+
+def main() -> None:
+    args = parser(__doc__, "minatar_throughput.md", repeats=5)
+    for flag, default in (("steps", 2_000), ("learning-starts", 1_000), ("seed", 0)):
+        args.add_argument(f"--{flag}", type=int, default=default)
+    args.add_argument("--n-envs", type=int, default=8)
+    args.add_argument("--epsilon", type=float, default=0.1)
+    args.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    options = args.parse_args()
+    n_envs = options.n_envs
+    assert n_envs % UPDATE_PERIOD == 0 and options.steps % n_envs == 0
+    batched = [
+        f"env.n_envs={n_envs}",
+        "dqn.train_freq=1",
+        f"dqn.gradient_steps={n_envs // UPDATE_PERIOD}",
+    ]
+    one_env = ["env.n_envs=1", f"dqn.train_freq={UPDATE_PERIOD}", "dqn.gradient_steps=1"]
+    report = Report("MinAtar Breakout training throughput: our pipeline vs stock SB3 DQN")
+    for threads in options.threads:
+        builders = {
+            "stock": (stock, one_env),
+            "ours, 1 env": (ours, one_env),
+            f"ours, {n_envs} envs": (ours, batched),
+        }
+        sides = [
+            Side(name, functools.partial(trained, make, options, threads, extra), Trained.window)
+            for name, (make, extra) in builders.items()
+        ]
+        torch.set_num_threads(threads)
+        result = run(sides, options.repeats, warmup=0)
+        updates = {name: built.updates for name, built in result.built.items()}
+        assert len({tuple(u) for u in updates.values()}) == 1, f"updates differ: {updates}"
+        rows = []
+        figures: dict[str, Any] = {"updates per window": updates}
+        for name in builders:
+            ratio = result.ratio(name, "stock")
+            figures[f"{name} / stock"] = ratio.median
+            rows.append(
+                [
+                    name,
+                    f"{result.median(name):.0f}",
+                    str(updates[name]),
+                    str(ratio),
+                    "-" if name == "stock" else verdict(ratio.median >= TARGET),
+                ]
+            )
+        report.section(
+            f"{threads} torch thread{'s' if threads > 1 else ''} "
+            f"({options.steps} timed env steps a window, batch "
+            f"{result.built['stock'].model.batch_size})",
+            table(
+                [
+                    "side",
+                    "env steps/s (median)",
+                    "updates in each window",
+                    "ratio to stock (median, range)",
+                    f">= {TARGET}x",
+                ],
+                rows,
+            ),
+            result,
+            figures,
+        )
+    report.write(options.output)
+
+
+if __name__ == "__main__":
+    main()
