@@ -181,7 +181,7 @@ class Report:
         figures: dict[str, Any] | None = None,
     ) -> None:
         """A ``##`` section: a table of ``rows``, ``notes``; the JSON gets ``figures`` too."""
-        lines = [*(table(rows) if rows else []), *(["", *notes] if notes else [])]
+        lines = [*(table(rows) if rows else []), *(["", *notes] if notes and rows else notes)]
         self.data[heading] = {"rows": list(rows), "figures": figures}
         if result is not None:
             self.data[heading].update(values=result.values, load=result.load)

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
-from benchmarks.harness import Report, Side, parser, run, table, verdict
+from benchmarks.harness import Report, Side, parser, ratio_rows, run
 from benchmarks.stock import STOCK_KEYS
 from custom.minatar_wrappers import channels_first
 from custom.policies import MinAtarCNN
@@ -39,7 +39,7 @@ from experiments.config import compose_config
 from experiments.envs import register_minatar
 from experiments.train import build
 
-TARGET = 5.0
+TARGET = ">= 5.0"  # ours / stock, env steps per second
 #: env steps per update on every side (Dopamine's update_period)
 UPDATE_PERIOD = 4
 
@@ -123,12 +123,10 @@ def trained(
 
 
 def main() -> None:
-    args = parser(__doc__, "minatar_throughput.md", repeats=5)
-    for flag, default in (("steps", 2_000), ("learning-starts", 1_000), ("seed", 0)):
-        args.add_argument(f"--{flag}", type=int, default=default)
-    args.add_argument("--n-envs", type=int, default=8)
-    args.add_argument("--epsilon", type=float, default=0.1)
-    args.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    defaults = {"steps": 2_000, "learning_starts": 1_000, "seed": 0, "n_envs": 8}
+    args = parser(
+        __doc__, "minatar_throughput.md", repeats=5, epsilon=0.1, threads=[1, 2], **defaults
+    )
     options = args.parse_args()
     n_envs = options.n_envs
     assert n_envs % UPDATE_PERIOD == 0 and options.steps % n_envs == 0
@@ -153,37 +151,15 @@ def main() -> None:
         result = run(sides, options.repeats, warmup=0)
         updates = {name: built.updates for name, built in result.built.items()}
         assert len({tuple(u) for u in updates.values()}) == 1, f"updates differ: {updates}"
-        rows = []
+        rows = ratio_rows(result, list(builders), "stock", "env steps/s", 1.0, target=TARGET)
+        for row in rows:
+            row["updates in each window"] = updates[row["side"]]
         figures: dict[str, Any] = {"updates per window": updates}
-        for name in builders:
-            ratio = result.ratio(name, "stock")
-            figures[f"{name} / stock"] = ratio.median
-            rows.append(
-                [
-                    name,
-                    f"{result.median(name):.0f}",
-                    str(updates[name]),
-                    str(ratio),
-                    "-" if name == "stock" else verdict(ratio.median >= TARGET),
-                ]
-            )
-        report.section(
-            f"{threads} torch thread{'s' if threads > 1 else ''} "
-            f"({options.steps} timed env steps a window, batch "
-            f"{result.built['stock'].model.batch_size})",
-            table(
-                [
-                    "side",
-                    "env steps/s (median)",
-                    "updates in each window",
-                    "ratio to stock (median, range)",
-                    f">= {TARGET}x",
-                ],
-                rows,
-            ),
-            result,
-            figures,
-        )
+        figures |= {f"{name} / stock": result.ratio(name, "stock").median for name in builders}
+        batch = result.built["stock"].model.batch_size
+        heading = f"{threads} torch thread{'s' if threads > 1 else ''}"
+        heading += f" ({options.steps} timed env steps a window, batch {batch})"
+        report.section(heading, rows, result=result, figures=figures)
     report.write(options.output)
 
 

@@ -20,8 +20,8 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from benchmarks import replay_buffer
-from benchmarks.harness import Report, Side, parser, ratio_rows, run, table, timed, verdict
-from benchmarks.replay_buffer import ACTION_SPACE, OBS_SPACE, Episode, fill, transitions
+from benchmarks.harness import Report, Side, cell, parser, ratio_rows, run, timed
+from benchmarks.replay_buffer import ACTION_SPACE, OBS_SPACE, filled, rss, transitions
 from benchmarks.train_step import BATCH_SIZE, BREAKOUT, VECTOR, model_side
 from custom.buffers import FrameStackReplayBuffer
 from custom.dqn import TargetDQN
@@ -32,6 +32,7 @@ from custom.sum_tree import SumTree
 BIG = 1_000_000  # capacity of every 1M question, and of the train-step buffers (tree depth)
 #: The issue's goals: train-step ratio, microseconds at 1M, bytes per transition at 1M.
 GOALS = {"ratio": 1.05, "tree_us": 200.0, "bytes": 7250.0}
+Episode = tuple[Any, ...]  # one life, as replay_buffer.record_breakout returns it
 UNIFORM, PRIORITIZED = "uniform (FrameStackReplayBuffer)", "prioritized"
 
 
@@ -39,15 +40,12 @@ def train_step(report: Report, episodes: list[Episode], rows: int, repeats: int)
     """Question 1: seconds per gradient step with uniform and prioritized frame replay."""
     sides = []
     for name, cls in ((UNIFORM, FrameStackReplayBuffer), (PRIORITIZED, PrioritizedFrames)):
-        buffer = cls(BIG, OBS_SPACE, ACTION_SPACE, device="cpu")
-        fill(buffer, transitions(episodes), rows)
+        buffer = filled(cls, BIG, transitions(episodes), rows)
         sides.append(model_side((name, TargetDQN, {}), BREAKOUT, buffer, "cpu"))
     result = run(sides, repeats)
     ratio = result.ratio(PRIORITIZED, UNIFORM)
-    header = ["replay", "ms / gradient step (median)", "ratio: median (range)", "<= 1.05"]
-    lines = table(header, ratio_rows(result, [UNIFORM, PRIORITIZED], UNIFORM, limit=1.05))
-    lines += [
-        "",
+    table = ratio_rows(result, [UNIFORM, PRIORITIZED], UNIFORM, target=f"<= {GOALS['ratio']}")
+    notes = [
         f"`TargetDQN.train(gradient_steps={BREAKOUT.gradient_steps}, batch_size={BATCH_SIZE})`, "
         f"SB3's Nature CNN, one torch thread, on the frame-once memory (capacity {BIG:,}, "
         f"{rows:,} rows of real random-play Breakout frames) without and with prioritisation "
@@ -55,7 +53,7 @@ def train_step(report: Report, episodes: list[Episode], rows: int, repeats: int)
         "weights in the loss, |TD error| written back after each step).",
     ]
     figures = {"ratio": ratio.median, "goal_met": ratio.median <= GOALS["ratio"]}
-    report.section("1. Breakout train step", lines, result, figures)
+    report.section("1. Breakout train step", table, notes, result, figures)
 
 
 def sample_1m(report: Report, samples: int, repeats: int) -> None:
@@ -95,19 +93,16 @@ def sample_1m(report: Report, samples: int, repeats: int) -> None:
     sides = zip(names, builds, map(rounds, steps), strict=True)
     result = run([Side(*side) for side in sides], repeats)
     tree_us, levels = 1e6 * result.median(names[0]), len(result.built[names[0]].levels)
-    header = ["job", "us (median)", "ratio to SB3's sample: median (range)"]
-    lines = table(header, ratio_rows(result, names, names[2], scale=1e6))
-    lines += [
-        "",
-        f"Sum tree under {GOALS['tree_us']:.0f} us: {verdict(tree_us < GOALS['tree_us'])}. "
+    rows = ratio_rows(result, names, names[2], "us", 1e6)
+    notes = [
+        f"Sum tree under {GOALS['tree_us']:.0f} us: {cell(tree_us < GOALS['tree_us'])}. "
         f"{BIG:,} leaves in {levels} levels (fanout 32, top level searched at once); one "
         f"measurement is {samples} rounds. The buffers have CartPole's observation (so the tree, "
         "weights and bookkeeping dominate): the difference is what prioritisation adds per batch.",
     ]
     figures = {"tree_us": tree_us, "goal_met": tree_us < GOALS["tree_us"]}
-    report.section(
-        "2. Sample 32 at 1M transitions, and the priority update", lines, result, figures
-    )
+    heading = "2. Sample 32 at 1M transitions, and the priority update"
+    report.section(heading, rows, notes, result, figures)
 
 
 def memory(report: Report, episodes: list[Episode], rows: int) -> None:
@@ -122,15 +117,15 @@ def memory(report: Report, episodes: list[Episode], rows: int) -> None:
     }
     del big, stock
     gc.collect()
-    before = replay_buffer.proc_status_bytes("VmRSS")
-    filled = PrioritizedFrames(rows, OBS_SPACE, ACTION_SPACE, device="cpu")
-    fill(filled, transitions(episodes), rows)
-    figures["rss_bytes"] = (replay_buffer.proc_status_bytes("VmRSS") - before) / rows
+    before = rss()
+    buffer = filled(PrioritizedFrames, rows, transitions(episodes))
+    figures["rss_bytes"] = (rss() - before) * 2**30 / rows
+    del buffer
     figures["goal_met"] = figures["bytes"] <= GOALS["bytes"]
-    lines = [
+    notes = [
         f"Bytes per transition at 1M rows (frames; tree included): {figures['bytes']:,.0f}, "
         f"SB3's `ReplayBuffer` {figures['sb3_bytes']:,.0f}; at most {GOALS['bytes']:,.0f}: "
-        f"{verdict(figures['goal_met'])}.",
+        f"{cell(figures['goal_met'])}.",
         "",
         f"Array sizes of a {BIG:,}-row `PrioritizedFrameStackReplayBuffer` (frames with 1 % "
         "headroom, frame references, actions, rewards, flags, and the tree: "
@@ -138,7 +133,7 @@ def memory(report: Report, episodes: list[Episode], rows: int) -> None:
         f"`next_obs` in full. RSS growth while filling {rows:,} rows with real frames: "
         f"{figures['rss_bytes']:,.0f} B per transition (the arrays' figure is the bound).",
     ]
-    report.section("3. Memory per transition", lines, None, figures)
+    report.section("3. Memory per transition", notes=notes, figures=figures)
 
 
 def main() -> None:
@@ -156,11 +151,11 @@ def main() -> None:
     train_step(report, episodes, train_rows, options.repeats)
     sample_1m(report, samples, options.repeats)
     memory(report, episodes, rss_rows)
-    report.add(
+    report.lines += [
         "",
         "What it does to learning, CartPole seeds 0-4 against uniform 1-step replay: "
         "[docs/reports/prioritized_cartpole.md](../reports/prioritized_cartpole.md).",
-    )
+    ]
     report.write(options.output)
 
 

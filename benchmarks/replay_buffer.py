@@ -58,9 +58,12 @@ def transitions(lives: list[tuple[np.ndarray, ...]]) -> Iterator[tuple[Any, ...]
                 yield obs, next_obs, np.array([action]), rewards[t : t + 1], np.array([done]), info
 
 
-def filled(cls: type[ReplayBuffer], size: int, stream: Iterator[tuple[Any, ...]]) -> ReplayBuffer:
+def filled(
+    cls: type[ReplayBuffer], size: int, stream: Iterator[tuple[Any, ...]], rows: int | None = None
+) -> ReplayBuffer:
+    """A ``cls`` of capacity ``size`` holding ``rows`` (all ``size`` by default) of ``stream``."""
     buffer = cls(size, OBS_SPACE, ACTION_SPACE, device="cpu")
-    for _ in range(size):
+    for _ in range(size if rows is None else rows):
         buffer.add(*next(stream))
     return buffer
 
