@@ -68,12 +68,15 @@ def _hydra_dirs() -> tuple[Path, str | None]:
 def _remove_if_fresh(run_dir: Path) -> None:
     """Delete a run dir that holds only what Hydra wrote for this job (never a run's results).
 
-    Its parent (``outputs/DATE``) goes too when that leaves it empty.
+    Its parent (``outputs/DATE``) goes too when that leaves it empty, and so does the default
+    ``outputs`` folder above it: a refused command leaves nothing behind.
     """
     if run_dir.is_dir() and {path.name for path in run_dir.iterdir()} <= _HYDRA_FILES:
         shutil.rmtree(run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # not empty: other runs of the day
             run_dir.parent.rmdir()
+            if run_dir.parent.parent.name == "outputs":  # conf/config.yaml's hydra.run.dir
+                run_dir.parent.parent.rmdir()
 
 
 def _make_env(cfg: DictConfig, training: bool) -> VecEnv:
