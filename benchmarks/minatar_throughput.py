@@ -27,16 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from stable_baselines3 import DQN
-from stable_baselines3.common.env_util import make_vec_env
+from omegaconf import DictConfig
 
 from benchmarks.harness import Report, Side, parser, ratio_rows, run
-from benchmarks.stock import STOCK_KEYS
-from custom.minatar_wrappers import channels_first
-from custom.policies import MinAtarCNN
+from benchmarks.stock import stock_model
 from experiments.config import compose_config
-from experiments.envs import register_minatar
 from experiments.train import build
 
 TARGET = ">= 5.0"  # ours / stock, env steps per second
@@ -60,36 +55,6 @@ def config(options: Any, threads: int, extra: list[str]) -> DictConfig:
             "dqn.loss=smooth_l1",
             *extra,
         ]
-    )
-
-
-def stock(cfg: DictConfig) -> DQN:
-    """SB3's DQN as a user writes it for MinAtar, with ``cfg``'s hyperparameters."""
-    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    dqn, env_cfg = plain["dqn"], plain["env"]
-    register_minatar()
-    env = make_vec_env(
-        env_cfg["id"],
-        n_envs=1,
-        seed=plain["seed"],
-        env_kwargs=env_cfg["make_kwargs"],
-        wrapper_class=channels_first,
-    )
-    optimizer_kwargs = {k: v for k, v in dqn["policy_kwargs"]["optimizer_kwargs"].items()}
-    optimizer_kwargs.pop("fused", None)
-    policy_kwargs = {
-        "features_extractor_class": MinAtarCNN,
-        "net_arch": [],
-        "optimizer_kwargs": optimizer_kwargs,
-    }
-    return DQN(
-        "MlpPolicy",
-        env,
-        learning_rate=dqn["learning_rate"],
-        seed=plain["seed"],
-        device="cpu",
-        policy_kwargs=policy_kwargs,
-        **{key: dqn[key] for key in STOCK_KEYS},
     )
 
 
@@ -139,7 +104,7 @@ def main() -> None:
     report = Report("MinAtar Breakout training throughput: our pipeline vs stock SB3 DQN")
     for threads in options.threads:
         builders = {
-            "stock": (stock, one_env),
+            "stock": (stock_model, one_env),
             "ours, 1 env": (ours, one_env),
             f"ours, {n_envs} envs": (ours, batched),
         }

@@ -6,6 +6,7 @@ loop) and env helpers, with run.py's hyperparameters, seed and torch threads.
 
 import json
 import sys
+from copy import deepcopy
 from typing import Any
 
 import torch
@@ -15,7 +16,11 @@ from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
+from custom.minatar_wrappers import channels_first
+from custom.policies import MinAtarCNN
+from experiments.algos import resolve_config
 from experiments.config import compose_config
+from experiments.envs import register_minatar
 
 #: ``dqn`` keys that stock DQN takes as they are.
 STOCK_KEYS = (  # noqa: SIM905 - one string reads as one list
@@ -28,14 +33,18 @@ OUR_POLICY_KEYWORDS = ("channels_last", "dueling", "network")
 
 def stock_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Our policy arguments without our speed-ups (fused Adam, channels-last): the same update
-    to float rounding. :raises ValueError: for a network stock SB3 cannot build (dueling...)"""
-    defaults = {"dueling": False, "network": "sb3"}
-    changed = [key for key, value in defaults.items() if policy_kwargs.get(key, value) != value]
-    if changed:
-        raise ValueError(f"stock SB3 has no {', '.join(changed)} policy keyword")
+    to float rounding. MinAtar's network is given to SB3's policy as its features extractor,
+    as a user would. :raises ValueError: for a network stock SB3 cannot build (dueling...)"""
+    if policy_kwargs.get("dueling", False):
+        raise ValueError("stock SB3 has no dueling policy keyword")
     optimizer_kwargs = dict(policy_kwargs.get("optimizer_kwargs", {}))
     optimizer_kwargs.pop("fused", None)
     stock = {k: v for k, v in policy_kwargs.items() if k not in OUR_POLICY_KEYWORDS}
+    network = policy_kwargs.get("network", "sb3")
+    if network == "minatar":
+        stock |= {"features_extractor_class": MinAtarCNN, "net_arch": []}
+    elif network != "sb3":
+        raise ValueError(f"stock SB3 has no network={network!r} policy keyword")
     return {**stock, "optimizer_kwargs": optimizer_kwargs}
 
 
@@ -46,6 +55,9 @@ def stock_env(cfg: dict[str, Any]) -> VecEnv:
     if env["wrapper"] == "sb3_atari":
         vec_env = make_atari_env(env["id"], wrapper_kwargs=env["wrapper_kwargs"], **kwargs)
         return VecFrameStack(vec_env, n_stack=env["frame_stack"])
+    if env["wrapper"] == "minatar":
+        register_minatar()
+        return make_vec_env(env["id"], wrapper_class=channels_first, **kwargs)
     assert env["wrapper"] == "none", f"no stock setup for wrapper {env['wrapper']}"
     return make_vec_env(env["id"], **kwargs)
 
@@ -58,8 +70,16 @@ def exploration_fraction(dqn: dict[str, Any], total_timesteps: int) -> float:
     return dqn["exploration_anneal_steps"] / total_timesteps
 
 
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg`` as a plain dict with what run.py fills in at launch (the class defaults of keys
+    left null, schedules in env steps); ``cfg`` itself is left as it is."""
+    copy = deepcopy(cfg)
+    resolve_config(copy)
+    return OmegaConf.to_container(copy, resolve=True)  # type: ignore[return-value]
+
+
 def stock_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
-    """SB3 DQN's keywords for run.py's composed config ``cfg`` (resolved to a dict), but the
+    """SB3 DQN's keywords for run.py's composed config ``cfg`` (:func:`resolved`), but the
     env, policy class, seed and device."""
     dqn = cfg["dqn"]
     # What SB3's DQN cannot express must be at its stock value, else the work would differ.
@@ -80,7 +100,7 @@ def stock_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
 def stock_model(cfg: DictConfig, env_cfg: DictConfig | None = None) -> DQN:
     """Stock SB3's DQN for run.py's composed config ``cfg``, torch threads set as run.py does,
     on the env SB3 alone builds for ``env_cfg`` (default: ``cfg``; e.g. ``env=breakout_sb3``)."""
-    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    plain = resolved(cfg)
     if env_cfg is not None:
         plain["env"] = OmegaConf.to_container(env_cfg.env, resolve=True)
     if cfg.torch_threads:
@@ -92,9 +112,9 @@ def stock_model(cfg: DictConfig, env_cfg: DictConfig | None = None) -> DQN:
 def main() -> None:
     """``python -m benchmarks.stock OVERRIDE...``: what stock SB3 would get for run.py's config
     (JSON), or one line saying why stock SB3 cannot train it."""
-    plain = OmegaConf.to_container(compose_config(sys.argv[1:]), resolve=True)
+    plain = resolved(compose_config(sys.argv[1:]))
     try:
-        print(json.dumps(stock_kwargs(plain), default=str))  # type: ignore[arg-type]
+        print(json.dumps(stock_kwargs(plain), default=str))
     except ValueError as error:
         sys.exit(f"error: {error}")
 

@@ -30,7 +30,7 @@ policy_kwargs=dict(dueling=True))``.
 """
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch as th
 from gymnasium import spaces
@@ -46,6 +46,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
+from torch.nn import functional as F
 
 NETWORKS = ("sb3", "reference", "minatar")
 """Values of the policy keyword ``network``."""
@@ -168,10 +169,16 @@ class MinAtarCNN(BaseFeaturesExtractor):
     def forward(self, observations: th.Tensor) -> th.Tensor:
         """Features of 0/1 grids, (batch, features_dim).
 
+        The layers' own functions on their parameters, not the modules called one by one: the
+        same operations, without the per-module call that is a visible part of so small a
+        network's update (docs/benchmarks/minatar_throughput.md).
+
         :param observations: grids, (batch, C, H, W), as floats
         :return: features
         """
-        return self.linear(self.cnn(observations))
+        conv, dense = cast(nn.Conv2d, self.cnn[0]), cast(nn.Linear, self.linear[0])
+        grids = F.relu(F.conv2d(observations, conv.weight, conv.bias)).flatten(1)
+        return F.relu(F.linear(grids, dense.weight, dense.bias))
 
 
 #: ``network`` -> the features extractor it builds (``"sb3"`` keeps the policy's own).
@@ -274,7 +281,38 @@ class ChannelsLastInput:
         return (obs, *args[1:])
 
 
-class DuelingQNetwork(QNetwork):
+class LeanQNetwork(QNetwork):
+    """SB3's ``QNetwork``, the same layers and function, with its input check done once.
+
+    SB3's ``extract_features`` asks ``is_image_space`` of the observation space on every
+    forward pass, which costs about as much as a small network's layers; the space does not
+    change, so here the answer is kept. ``normalize_images`` is still read at every call
+    (:class:`ChannelsLastInput` turns it off after construction).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        space = self.observation_space
+        self._box = isinstance(space, spaces.Box)
+        self._image = self._box and is_image_space(space)
+
+    def extract_features(
+        self, obs: PyTorchObs, features_extractor: BaseFeaturesExtractor
+    ) -> th.Tensor:
+        """``preprocess_obs`` then the features extractor, as SB3's, value for value.
+
+        :param obs: observations, batched
+        :param features_extractor: the network's features extractor
+        :return: features
+        """
+        if not (self._box and isinstance(obs, th.Tensor)):
+            return super().extract_features(obs, features_extractor)
+        if self._image and self.normalize_images:
+            return features_extractor(obs.float() / 255.0)
+        return features_extractor(obs.float())
+
+
+class DuelingQNetwork(LeanQNetwork):
     """Q-network with separate value and advantage streams on shared features.
 
     :param observation_space: observation space
@@ -396,14 +434,13 @@ class QPolicy(DQNPolicy):
     def make_q_net(self) -> QNetwork:
         """Build an online or target network (a fresh features extractor each time).
 
-        :return: a ``DuelingQNetwork`` when ``dueling``, else SB3's ``QNetwork``; with the
-            reference network, its head Glorot-initialised
+        :return: a :class:`DuelingQNetwork` when ``dueling``, else a :class:`LeanQNetwork`
+            (SB3's ``QNetwork``); with the reference network, its head Glorot-initialised
         """
-        if self.dueling:
-            net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-            q_net: QNetwork = DuelingQNetwork(**net_args).to(self.device)
-        else:
-            q_net = super().make_q_net()
+        # A fresh features extractor for each network, as SB3's make_q_net
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        network_class = DuelingQNetwork if self.dueling else LeanQNetwork
+        q_net: QNetwork = network_class(**net_args).to(self.device)
         if self.network == "reference":
             init_reference_head_(q_net)
         if self.channels_last:

@@ -54,6 +54,20 @@ def test_stock_sb3_gets_the_config_values_without_our_speed_ups(total: int) -> N
         assert sb3(1 - step / total) == pytest.approx(ours(step))
 
 
+def test_stock_sb3_gets_the_class_defaults_that_run_py_fills_in_for_null_keys() -> None:
+    # The schema leaves tau, gamma... null (the class's default); stock must get the numbers.
+    result = _run("benchmarks.stock", "env=cartpole", "algo=dqn")
+    stock = json.loads(result.stdout)
+    assert stock["tau"] == 1.0 and stock["gamma"] == 0.99 and stock["max_grad_norm"] == 10
+
+
+def test_stock_sb3_gets_minatars_network_as_its_features_extractor() -> None:
+    hold = "dqn.exploration_hold_steps=0"
+    result = _run("benchmarks.stock", "env=minatar_breakout", "dqn.loss=smooth_l1", hold)
+    policy = json.loads(result.stdout)["policy_kwargs"]
+    assert policy["features_extractor_class"].endswith("MinAtarCNN'>") and policy["net_arch"] == []
+
+
 def test_stock_sb3_refuses_a_network_it_cannot_build() -> None:
     result = _run("benchmarks.stock", "env=cartpole", "+dqn.policy_kwargs.dueling=true")
     assert result.returncode != 0 and "stock SB3 has no dueling" in result.stderr

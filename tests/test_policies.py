@@ -10,13 +10,21 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import DQN
+from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.torch_layers import NatureCNN
 from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
 from torch.nn import functional as F
 
 from custom.dqn import DoubleDQN, ExpectedSarsaDQN, SoftmaxDQN, TargetDQN
-from custom.policies import CnnQPolicy, DuelingQNetwork, MinAtarCNN, QPolicy, ReferenceCNN
+from custom.policies import (
+    CnnQPolicy,
+    DuelingQNetwork,
+    LeanQNetwork,
+    MinAtarCNN,
+    QPolicy,
+    ReferenceCNN,
+)
 
 
 class _FakeBreakout(gym.Env[np.ndarray, np.int64]):
@@ -44,10 +52,23 @@ def test_policy_names_resolve_to_dueling_capable_policies() -> None:
     assert TargetDQN.policy_aliases["CnnPolicy"] is CnnQPolicy
 
 
-def test_default_is_sb3_q_network() -> None:
+def test_default_is_sb3_q_network_with_the_same_function() -> None:
     model = TargetDQN("MlpPolicy", "CartPole-v1")
-    assert type(model.q_net) is QNetwork
-    assert type(model.q_net_target) is QNetwork
+    assert type(model.q_net) is LeanQNetwork and isinstance(model.q_net, QNetwork)
+    assert type(model.q_net_target) is LeanQNetwork
+    obs = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model.q_net(obs), QNetwork.forward(model.q_net, obs))
+
+
+def test_the_lean_network_scales_images_as_sb3_does() -> None:
+    env = FakeImageEnv(screen_height=40, screen_width=40, n_channels=1, discrete=True)
+    model = TargetDQN("CnnPolicy", env, buffer_size=10)
+    obs = torch.randint(0, 256, (3, 1, 40, 40), dtype=torch.uint8)
+    net = model.q_net
+    with torch.no_grad():
+        sb3 = QNetwork.extract_features(net, obs, net.features_extractor)
+        assert torch.equal(net.extract_features(obs, net.features_extractor), sb3)
 
 
 def test_dueling_q_is_value_plus_centred_advantage() -> None:
@@ -130,7 +151,7 @@ def _head_and_dense(q_net: QNetwork) -> list[nn.Linear]:
 
 def test_cnn_policy_default_is_nature_cnn() -> None:
     model = _breakout_model()
-    assert type(model.q_net) is QNetwork
+    assert type(model.q_net) is LeanQNetwork
     assert type(model.q_net.features_extractor) is NatureCNN
     assert model.policy.network == "sb3"
 
