@@ -100,6 +100,9 @@ def user_error(error: BaseException) -> str | None:
         return _omegaconf_error(error)
     if isinstance(error, HydraException):
         return first_line(str(error))
+    if isinstance(error, ValueError) and _raised_in("hydra._internal.utils", error):
+        # Hydra's check of its own flags (e.g. `-m --cfg job`: one of them at a time).
+        return first_line(str(error))
     if isinstance(error, OSError) and error.filename is not None:
         # Hydra makes the run dir before any code of ours runs: an unwritable hydra.run.dir.
         return (
@@ -107,6 +110,16 @@ def user_error(error: BaseException) -> str | None:
             "place for it (hydra.run.dir, hydra.sweep.dir, or run from a writable folder)"
         )
     return None
+
+
+def _raised_in(module: str, error: BaseException) -> bool:
+    """Whether ``error`` was raised by code of ``module`` itself (its traceback's last frame)."""
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_globals.get("__name__") == module
 
 
 def _missing_config(error: MissingConfigException) -> str:

@@ -389,26 +389,40 @@ def unknown_key(by: str, runs: Sequence[Run]) -> CompareError:
 
 
 def label_runs(runs: Sequence[Run], by: str) -> list[Run]:
-    """The runs labelled ``algo, KEY=value``; runs without the key are skipped with a warning.
+    """The runs labelled ``algo, KEY=value`` (one ``KEY=value`` per comma-separated key);
+    runs without a key are skipped with a warning.
 
-    The algo stays in the label so that ``--by`` never pools two algorithms.
+    The algo stays in the label so that ``--by`` never pools two algorithms. Several keys make
+    arms of combinations, e.g. ``dqn.replay.prioritized,dqn.n_steps`` (conf/experiment/
+    minatar_replay.yaml).
 
-    :raises CompareError: when no run has ``by``, or ``by`` names a group of keys.
+    :raises CompareError: when no run has a key, a key names a group of keys, or is repeated.
     """
     if by == DEFAULT_BY:
         return list(runs)
-    values = [select(run.config, by) for run in runs]
-    if all(value is _ABSENT for value in values):
-        raise unknown_key(by, runs)
-    if any(isinstance(value, DictConfig) for value in values):
-        raise CompareError(f"--by {by} is a group of keys, not a value: use one of its keys")
+    keys = [key.strip() for key in by.split(",")]
+    if any(not key for key in keys):
+        raise CompareError(f"--by {by}: an empty key between commas")
+    if len(set(keys)) < len(keys):
+        raise CompareError(f"--by {by}: a key is given twice")
+    values = {key: [select(run.config, key) for run in runs] for key in keys}
+    for key, of_key in values.items():
+        if all(value is _ABSENT for value in of_key):
+            raise unknown_key(key, runs)
+        if any(isinstance(value, DictConfig) for value in of_key):
+            raise CompareError(f"--by {key} is a group of keys, not a value: use one of its keys")
     labelled = []
-    for run, value in zip(runs, values, strict=True):
-        if value is _ABSENT:
-            warn(f"skipped {run.path}: its config has no {by} (algo {run.algo})")
+    for index, run in enumerate(runs):
+        missing = [key for key in keys if values[key][index] is _ABSENT]
+        if missing:
+            warn(f"skipped {run.path}: its config has no {', '.join(missing)} (algo {run.algo})")
             continue
-        shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
-        labelled.append(dataclasses.replace(run, algo=f"{run.algo}, {by}={shown}"))
+        parts = [run.algo]
+        for key in keys:
+            value = values[key][index]
+            shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+            parts.append(f"{key}={shown}")
+        labelled.append(dataclasses.replace(run, algo=", ".join(parts)))
     return labelled
 
 
@@ -815,8 +829,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--by",
         default=DEFAULT_BY,
         metavar="KEY",
-        help="config key that splits each algo's runs, e.g. dqn.learning_rate "
-        "(default: the algo alone)",
+        help="config key that splits each algo's runs, e.g. dqn.learning_rate; several, "
+        "comma-separated, make arms of their combinations (default: the algo alone)",
     )
     args = parser.parse_args(argv)
     in_range("--reps", args.reps, 1, MAX_REPS)
@@ -900,7 +914,8 @@ def compare(
 ) -> list[EnvComparison]:
     """Read the runs under ``inputs``, write the table and the plot into ``out``.
 
-    :param by: a config key that splits each algo's runs further (default: the algo alone).
+    :param by: a config key that splits each algo's runs further (default: the algo alone);
+        several, comma-separated, split by their combinations.
     :param min_runs: runs per group below which a pair gets no better/worse reading.
     :raises CompareError: for an unwritable ``out``, inputs without runs, an unknown metric or
         ``--by`` key.

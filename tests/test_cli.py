@@ -110,6 +110,7 @@ def run_py(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
         ["dqn.learning_rate=-1"],  # caught by our checks, inside the job
         ["--config-name", "config", "env=nope"],  # caught by Hydra while composing
         ["-cn", "config", "+dqn.policy_kwargs.dueling=no"],
+        ["-m", "--cfg", "job", "seed=0,1"],  # two of Hydra's modes at once
     ],
 )
 def test_run_py_refuses_bad_input_with_one_line_and_no_run_dir(tmp_path: Path, argv) -> None:

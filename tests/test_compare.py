@@ -217,6 +217,22 @@ def test_by_never_pools_two_algorithms_and_skips_runs_without_the_key(
     assert len(err) == 1 and "old: its config has no batch (algo dqn)" in err[0]
 
 
+def test_by_several_keys_makes_arms_of_their_combinations(tmp_path: Path) -> None:
+    arms = [(False, 1), (True, 1), (False, 3)]
+    for arm, (prioritized, n_steps) in enumerate(arms):
+        more = {"dqn": {"n_steps": n_steps, "replay": {"prioritized": prioritized}}}
+        for seed in range(3):
+            write_run(tmp_path / "s" / f"{arm}_{seed}", 1.0 + arm, seed=seed, more=more)
+    by = "dqn.replay.prioritized,dqn.n_steps"
+    (result,) = cmp.compare([tmp_path / "s"], tmp_path / "out", reps=REPS, by=by)
+    assert sorted(result.runs) == [
+        "dqn, dqn.replay.prioritized=False, dqn.n_steps=1",
+        "dqn, dqn.replay.prioritized=False, dqn.n_steps=3",
+        "dqn, dqn.replay.prioritized=True, dqn.n_steps=1",
+    ]
+    assert all(len(runs) == 3 for runs in result.runs.values())
+
+
 def test_unknown_by_key_is_one_line_naming_similar_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -229,6 +245,12 @@ def test_unknown_by_key_is_one_line_naming_similar_keys(
     assert "--by zzz: no run has this config key" in one_error_line(capsys)
     assert cmp.main([*argv, "--by", "dqn"]) == 1
     assert "--by dqn is a group of keys" in one_error_line(capsys)
+    assert cmp.main([*argv, "--by", "dqn.learning_rate,zzz"]) == 1
+    assert "--by zzz: no run has this config key" in one_error_line(capsys)
+    assert cmp.main([*argv, "--by", "dqn.learning_rate,"]) == 1
+    assert "an empty key between commas" in one_error_line(capsys)
+    assert cmp.main([*argv, "--by", "dqn.learning_rate,dqn.learning_rate"]) == 1
+    assert "a key is given twice" in one_error_line(capsys)
     assert not (tmp_path / "out").exists()
 
 
