@@ -28,8 +28,10 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.harness import Report, Side, parser, ratio_rows, run
+from benchmarks.harness import Report, Result, Side, kernel_seconds, parser, ratio_rows, run
 from benchmarks.stock import stock_model
 from experiments.config import compose_config
 from experiments.train import build
@@ -87,6 +89,37 @@ def trained(
     return Trained(make(config(options, threads, extra)), options.steps)
 
 
+def dense_rate(model: Any, batch: int) -> float:
+    """FLOP/s at which this machine multiplies the network's largest matrix (its dense layer,
+    at the batch size), measured now: the rate the update's floor is taken at."""
+    dense = model.q_net.features_extractor.linear[0]
+    features, weight = torch.rand(batch, dense.in_features), dense.weight.detach()
+    seconds = kernel_seconds(lambda: F.linear(features, weight, dense.bias.detach()))
+    return 2 * batch * dense.in_features * dense.out_features / seconds
+
+
+def floor_rows(result: Result, names: list[str], batch: int, rate: float) -> list[dict[str, Any]]:
+    """One gradient step (``train(1)``) per side beside its FLOP floor: the convolution and
+    matrix FLOPs that torch's FlopCounterMode counts in it, at ``rate``."""
+    rows = []
+    for name in names:
+        model = result.built[name].model
+        with FlopCounterMode(display=False) as counter:
+            model.train(1, batch)
+        flops = counter.get_total_flops()
+        seconds = kernel_seconds(functools.partial(model.train, 1, batch))
+        rows.append(
+            {
+                "side": name,
+                "update ms": 1e3 * seconds,
+                "MFLOP": flops / 1e6,
+                "floor ms": 1e3 * flops / rate,
+                "update / floor": seconds * rate / flops,
+            }
+        )
+    return rows
+
+
 def main() -> None:
     defaults = {"steps": 2_000, "learning_starts": 1_000, "seed": 0, "n_envs": 8}
     args = parser(
@@ -125,6 +158,11 @@ def main() -> None:
         heading = f"{threads} torch thread{'s' if threads > 1 else ''}"
         heading += f" ({options.steps} timed env steps a window, batch {batch})"
         report.section(heading, rows, result=result, figures=figures)
+        rate = dense_rate(result.built["stock"].model, batch)
+        floor = floor_rows(result, ["stock", f"ours, {n_envs} envs"], batch, rate)
+        notes = [f"Floor: the update's FLOPs at {rate / 1e9:.1f} GFLOP/s, the dense layer's rate."]
+        heading = f"{threads} torch thread{'s' if threads > 1 else ''}: one update"
+        report.section(heading, floor, notes, figures={"dense FLOP/s": rate})
     report.write(options.output)
 
 

@@ -162,7 +162,7 @@ class Checkpointer:
         self.keep = keep
         self.replay = replay
         #: the last checkpoint written or resumed from
-        self.latest: Path | None = latest_checkpoint(run_dir)
+        self.latest: Path | None = RunDir(run_dir).latest_checkpoint()
 
     def save(self, model: BaseAlgorithm, finished: bool = False) -> Path:
         """Write a checkpoint of ``model`` as it is now; return its folder."""
@@ -204,21 +204,11 @@ class Checkpointer:
 
     def _prune(self, newest: Path) -> None:
         """Keep the last ``keep`` checkpoints, and a replay buffer in the newest one only."""
-        for old in checkpoints(self.run_dir)[: -self.keep]:
+        for old in RunDir(self.run_dir).checkpoints()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         for path in self.root.glob(f"{CHECKPOINT_PREFIX}*/{REPLAY}"):
             if path.parent != newest:
                 path.unlink(missing_ok=True)
-
-
-def checkpoints(run_dir: Path) -> list[Path]:
-    """The run's checkpoint folders, oldest first (temporary ones left by a kill are skipped)."""
-    return RunDir(run_dir).checkpoints()
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint folder, or None."""
-    return RunDir(run_dir).latest_checkpoint()
 
 
 def clean_temporary(run_dir: Path) -> None:
@@ -275,7 +265,7 @@ def run_checkpoint(run_dir_text: str, key: str) -> tuple[Path, Path]:
         raise ConfigError(subject, "no such directory")
     if not run_dir.is_dir():
         raise ConfigError(subject, "not a directory; give a run dir (outputs/DATE/TIME_...)")
-    checkpoint = latest_checkpoint(run_dir)
+    checkpoint = RunDir(run_dir).latest_checkpoint()
     if checkpoint is None:
         if not RunDir(run_dir).has_config():
             raise ConfigError(subject, f"not a run dir: it has no {HYDRA_CONFIG}")
@@ -474,7 +464,7 @@ def resumed_model(resume: Resume, env: VecEnv) -> BaseAlgorithm:
     try:
         model = load_model(cfg, checkpoint / MODEL, env, str(cfg.device), custom)
     except ConfigError as error:
-        older = checkpoints(resume.run_dir)[:-1]
+        older = RunDir(resume.run_dir).checkpoints()[:-1]
         if not older:
             raise
         hint = f"; delete {checkpoint} to resume from {older[-1].name}"

@@ -56,7 +56,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -68,7 +68,7 @@ from rliable import library as rly
 from rliable import metrics
 
 from custom.tabular import value_iteration
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, OneLineParser
 from experiments.run_dir import (
     CONFIG,
     EVALUATIONS,
@@ -788,13 +788,6 @@ def comparison_markdown(
     return "\n".join(header + body)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad command line as one ``error:`` line (no usage block)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CompareError(message)
-
-
 def in_range(name: str, value: int, low: int, high: int, why: str = "") -> None:
     """Refuse an integer option outside ``low..high`` with one line."""
     if not low <= value <= high:
@@ -803,7 +796,7 @@ def in_range(name: str, value: int, low: int, high: int, why: str = "") -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line, every value checked here so that no bad one reaches the work."""
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m experiments.compare",
         description="Compare finished runs: learning_curves.png and comparison.md (rliable).",
     )
@@ -940,7 +933,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_args(argv)
         out = args.out
         compare(args.dirs, out, args.metric, args.reps, args.seed, args.by, args.min_runs)
-    except CompareError as error:
+    except (CompareError, ConfigError) as error:  # ConfigError: the command line (argparse)
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {out / TABLE_NAME} and {out / PLOT_NAME}")

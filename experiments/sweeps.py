@@ -311,10 +311,10 @@ def failure_line() -> str | None:
     failed = report()
     if not failed:
         return None
+    override = shell_override("hydra.sweep.dir", _sweep["dir"])
     return (
         f"sweep {_sweep['dir']}: {failed} of {_sweep['total']} jobs failed (summary above; "
-        f"re-run the same command with {sweep_dir_override(_sweep['dir'])} to run only the jobs "
-        "not finished)"
+        f"re-run the same command with {override} to run only the jobs not finished)"
     )
 
 
@@ -348,16 +348,11 @@ def _changes_text(differences: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{key} {text(old)} -> {text(new)}" for key, (old, new) in differences.items())
 
 
-def sweep_dir_override(sweep_dir: Path) -> str:
-    """``hydra.sweep.dir=<dir>`` as a user pastes it into a shell: quoted for Hydra's override
-    grammar (which refuses unquoted non-ASCII) and then for the shell (spaces)."""
-    return shell_override("hydra.sweep.dir", sweep_dir)
-
-
 def _changed_job_line(sweep_dir: Path, job: str, changes: str, outcome: str) -> str:
     """One line for a job whose dir holds a run of other values, and what to do about it."""
     return (
-        f"{sweep_dir_override(sweep_dir)}: job {job} there ran with other values: {changes}; "
+        f"{shell_override('hydra.sweep.dir', sweep_dir)}: job {job} there ran with other values: "
+        f"{changes}; "
         f"{outcome}, so that no result is reported under values it did not run with: run these "
         "values into a fresh sweep dir (a new hydra.sweep.dir, or none), or re-run the command "
         "that made that sweep to finish it"

@@ -25,8 +25,6 @@ from custom.prioritized import PrioritizedReplay
 from experiments.checkpoints import (
     REPLAY,
     Checkpointer,
-    checkpoints,
-    latest_checkpoint,
     prepare_resume,
     read_state,
     resumed_model,
@@ -79,7 +77,7 @@ def test_checkpoints_keep_the_last_k_and_the_replay_buffer_in_the_newest_only(
 ) -> None:
     cfg = compose_config(*QUICK, "checkpoint.keep=2", "checkpoint.replay=true")
     run_dir = train(cfg, run_dir=tmp_path)
-    found = checkpoints(run_dir)
+    found = RunDir(run_dir).checkpoints()
     # periodic ones at 500, 1000, 1500; the final one replaces the one at 1500
     assert [read_state(path).step for path in found] == [1000, 1500]
     assert [path.name for path in found if (path / REPLAY).is_file()] == [found[-1].name]
@@ -193,7 +191,7 @@ def test_resume_with_a_larger_budget_appends_to_the_same_csv_files(
     games = [int(r["timesteps"]) for r in _rows(run_dir / "games.csv")]
     assert games == sorted(set(games)) and games[-1] > 1500  # no game twice, the new ones added
     assert TargetDQN.load(run_dir / "model.zip").num_timesteps == 2500
-    assert read_state(latest_checkpoint(run_dir)).total_timesteps == 2500  # type: ignore[arg-type]
+    assert read_state(RunDir(run_dir).latest_checkpoint()).total_timesteps == 2500  # type: ignore[arg-type]
 
 
 def test_a_softmax_run_resumes_as_softmax(compose_config, tmp_path: Path) -> None:
@@ -232,13 +230,13 @@ def test_resume_of_a_truncated_checkpoint_is_one_line_and_overwrites_nothing(
     compose_config, tmp_path: Path
 ) -> None:
     run_dir = train(compose_config(*QUICK), run_dir=tmp_path)
-    newest = checkpoints(run_dir)[-1]
+    newest = RunDir(run_dir).checkpoints()[-1]
     data = (newest / "model.zip").read_bytes()
     (newest / "model.zip").write_bytes(data[: len(data) // 2])
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     message = _resume_error(compose_config, f"resume={run_dir}", "total_timesteps=3000")
     assert message.startswith(f"{newest / 'model.zip'}: cannot be loaded (truncated or damaged")
-    assert f"delete {newest} to resume from {checkpoints(run_dir)[0].name}" in message
+    assert f"delete {newest} to resume from {RunDir(run_dir).checkpoints()[0].name}" in message
     assert before == {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
 
@@ -246,7 +244,7 @@ def test_resume_of_a_checkpoint_that_does_not_fit_the_env_is_one_line(
     compose_config, tmp_path: Path
 ) -> None:
     run_dir = train(compose_config(*QUICK), run_dir=tmp_path)
-    config = checkpoints(run_dir)[-1] / "config.yaml"
+    config = RunDir(run_dir).checkpoints()[-1] / "config.yaml"
     config.write_text(config.read_text().replace("id: CartPole-v1", "id: Acrobot-v1"))
     message = _resume_error(compose_config, f"resume={run_dir}", "total_timesteps=3000")
     assert "does not fit env=cartpole (Acrobot-v1)" in message
@@ -266,7 +264,7 @@ def test_a_non_finite_loss_stops_with_one_line_naming_the_last_good_checkpoint(
     assert message.startswith("train/loss: became nan at step 70")
     assert "last good state is" in message and "step_000000000500" in message
     assert not (tmp_path / "model.zip").exists()
-    assert latest_checkpoint(tmp_path).name == "step_000000000500"  # type: ignore[union-attr]
+    assert RunDir(tmp_path).latest_checkpoint().name == "step_000000000500"  # type: ignore[union-attr]
 
 
 def test_the_wandb_api_key_is_never_written_to_the_run_dir(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from custom.dqn import SoftmaxDQN
-from experiments.checkpoints import MODEL, checkpoints, load_config, load_model
+from experiments.checkpoints import MODEL, load_config, load_model
 from experiments.evaluate import histogram, main
+from experiments.run_dir import RunDir
 from experiments.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ def test_a_gif_of_an_env_that_cannot_render_here_is_one_line(finished_run: Path,
 def test_a_softmax_run_is_loaded_as_softmax(compose_config, tmp_path: Path) -> None:
     cfg = compose_config(*QUICK, "algo=softmax", "total_timesteps=600")
     run_dir = train(cfg, run_dir=tmp_path)
-    model = load_model(load_config(checkpoints(run_dir)[-1]), run_dir / MODEL, None, "cpu")
+    model = load_model(load_config(RunDir(run_dir).checkpoints()[-1]), run_dir / MODEL, None, "cpu")
     assert type(model) is SoftmaxDQN
 
 
@@ -109,7 +110,7 @@ def test_bad_input_is_one_line(finished_run: Path, tmp_path: Path) -> None:
     data = (copy / MODEL).read_bytes()
     (copy / MODEL).write_bytes(data[:1000])
     assert "truncated or damaged" in _error([str(copy)])
-    config = checkpoints(copy)[-1] / "config.yaml"
+    config = RunDir(copy).checkpoints()[-1] / "config.yaml"
     config.write_text(config.read_text().replace("id: CartPole-v1", "id: Acrobot-v1"))
     assert "does not fit env=cartpole (Acrobot-v1)" in _error([str(copy), "--checkpoint", "latest"])
 

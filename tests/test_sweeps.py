@@ -20,9 +20,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from experiments.config import CONF_DIR, compose_config, effective_config
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, shell_override
 from experiments.run_dir import Evaluation, RunDir
-from experiments.sweeps import EvaluationPruning, refuse_changed_job, sweep_dir_override
+from experiments.sweeps import EvaluationPruning, refuse_changed_job
 from experiments.tracking import SUMMARY_KEYS
 from tests.wandb_records import records
 
@@ -181,7 +181,7 @@ def test_the_same_sweep_again_skips_the_finished_jobs_and_refuses_changed_values
     model_time = (finished / "model.zip").stat().st_mtime_ns
     # The printed hint, pasted as it is, names the same dir.
     hint = first.stderr.strip().splitlines()[-1]
-    assert f"re-run the same command with {sweep_dir_override(sweep_dir)} " in hint
+    assert f"re-run the same command with {shell_override('hydra.sweep.dir', sweep_dir)} " in hint
     (pasted,) = [word for word in shlex.split(hint) if word.startswith("hydra.sweep.dir=")]
 
     again = run_py(*sweep, pasted)
@@ -198,8 +198,9 @@ def test_the_same_sweep_again_skips_the_finished_jobs_and_refuses_changed_values
     changed = run_py(*sweep, "dqn.learning_rate=0.01", pasted)
     assert changed.returncode == 1
     assert changed.stderr.strip() == (
-        f"error: {sweep_dir_override(sweep_dir)}: job 1_cartpole_dqn_seed0 there ran with "
-        "other values: dqn.learning_rate 0.0023 -> 0.01; nothing run, so that no result is "
+        f"error: {shell_override('hydra.sweep.dir', sweep_dir)}: job 1_cartpole_dqn_seed0 there "
+        "ran with other values: dqn.learning_rate 0.0023 -> 0.01; nothing run, so that no result "
+        "is "
         "reported under values it did not run with: run these values into a fresh sweep dir "
         "(a new hydra.sweep.dir, or none), or re-run the command that made that sweep to "
         "finish it"
