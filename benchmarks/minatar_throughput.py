@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.harness import Report, Result, Side, kernel_seconds, parser, ratio_rows, run
+from benchmarks.harness import Ratio, Report, Result, Side, parser, ratio_rows, run, timed
 from benchmarks.stock import stock_model
 from experiments.config import compose_config
 from experiments.train import build
@@ -89,35 +89,61 @@ def trained(
     return Trained(make(config(options, threads, extra)), options.steps)
 
 
-def dense_rate(model: Any, batch: int) -> float:
-    """FLOP/s at which this machine multiplies the network's largest matrix (its dense layer,
-    at the batch size), measured now: the rate the update's floor is taken at."""
+#: Gradient steps (and dense-layer products) timed per repeat in the update section
+UPDATES_TIMED = 50
+
+
+def update_flops(model: Any, batch: int) -> int:
+    """Convolution and matrix FLOPs of one gradient step, as torch's FlopCounterMode counts."""
+    with FlopCounterMode(display=False) as counter:
+        model.train(1, batch)
+    return counter.get_total_flops()
+
+
+def dense_product(model: Any, batch: int) -> tuple[torch.Tensor, ...]:
+    """The arguments of the network's largest matrix product: its dense layer at ``batch``."""
     dense = model.q_net.features_extractor.linear[0]
-    features, weight = torch.rand(batch, dense.in_features), dense.weight.detach()
-    seconds = kernel_seconds(lambda: F.linear(features, weight, dense.bias.detach()))
-    return 2 * batch * dense.in_features * dense.out_features / seconds
+    return torch.rand(batch, dense.in_features), dense.weight.detach(), dense.bias.detach()
 
 
-def floor_rows(result: Result, names: list[str], batch: int, rate: float) -> list[dict[str, Any]]:
-    """One gradient step (``train(1)``) per side beside its FLOP floor: the convolution and
-    matrix FLOPs that torch's FlopCounterMode counts in it, at ``rate``."""
+def update_section(result: Result, names: list[str], batch: int, repeats: int) -> Any:
+    """One gradient step (``train(1)``) of each trained side, and the dense layer's product,
+    timed in turn per repeat: each update against its FLOP floor at that repeat's rate."""
+    models = {name: result.built[name].model for name in names}
+    product = dense_product(models["stock"], batch)
+    x, weight, _ = product
+    dense_flops = 2 * batch * x.shape[1] * weight.shape[0]
+    sides = [
+        Side(
+            name,
+            functools.partial(lambda m: m, model),
+            timed(lambda m: [m.train(1, batch) for _ in range(UPDATES_TIMED)], UPDATES_TIMED),
+        )
+        for name, model in models.items()
+    ]
+    dense = Side(
+        "dense layer",
+        lambda: product,
+        timed(lambda p: [F.linear(*p) for _ in range(4 * UPDATES_TIMED)], 4 * UPDATES_TIMED),
+    )
+    timing = run([*sides, dense], repeats)
     rows = []
-    for name in names:
-        model = result.built[name].model
-        with FlopCounterMode(display=False) as counter:
-            model.train(1, batch)
-        flops = counter.get_total_flops()
-        seconds = kernel_seconds(functools.partial(model.train, 1, batch))
+    for name, model in models.items():
+        flops = update_flops(model, batch)
+        to_floor = timing.ratio(name, "dense layer")  # update seconds / product seconds
+        scale = dense_flops / flops  # product seconds / floor seconds
         rows.append(
             {
                 "side": name,
-                "update ms": 1e3 * seconds,
+                "update ms": 1e3 * timing.median(name),
                 "MFLOP": flops / 1e6,
-                "floor ms": 1e3 * flops / rate,
-                "update / floor": seconds * rate / flops,
+                "floor ms": 1e3 * timing.median("dense layer") * flops / dense_flops,
+                "update / floor": Ratio(*(value * scale for value in to_floor)),
             }
         )
-    return rows
+    rate = dense_flops / timing.median("dense layer")
+    notes = [f"Floor: the update's FLOPs at the dense layer's rate, {rate / 1e9:.1f} GFLOP/s."]
+    return rows, notes, timing
 
 
 def main() -> None:
@@ -158,11 +184,10 @@ def main() -> None:
         heading = f"{threads} torch thread{'s' if threads > 1 else ''}"
         heading += f" ({options.steps} timed env steps a window, batch {batch})"
         report.section(heading, rows, result=result, figures=figures)
-        rate = dense_rate(result.built["stock"].model, batch)
-        floor = floor_rows(result, ["stock", f"ours, {n_envs} envs"], batch, rate)
-        notes = [f"Floor: the update's FLOPs at {rate / 1e9:.1f} GFLOP/s, the dense layer's rate."]
+        names = ["stock", f"ours, {n_envs} envs"]
+        rows, notes, timing = update_section(result, names, batch, options.repeats)
         heading = f"{threads} torch thread{'s' if threads > 1 else ''}: one update"
-        report.section(heading, floor, notes, figures={"dense FLOP/s": rate})
+        report.section(heading, rows, notes, result=timing)
     report.write(options.output)
 
 
