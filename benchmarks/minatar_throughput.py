@@ -2,21 +2,13 @@
 
     python -m benchmarks.minatar_throughput [--repeats 5] [--steps 2000] [--threads 1 2]
 
-Sides, on the same hyperparameters (conf/hparams/dqn/minatar.yaml), the same network
-(MinAtar's: conv 16x3x3, dense 128) and batch size, one fixed epsilon (acting costs depend on
-it) and SB3's smooth L1 loss on both (stock DQN has no other):
-
-- stock: SB3's ``DQN`` with its own ``DQNPolicy`` given :class:`custom.policies.MinAtarCNN` as
-  features extractor (no head layers), torch's default Adam, one env from ``make_vec_env``
-  with the channel-first wrapper every MinAtar user needs, an update every 4 env steps;
-- ours, 1 env: what ``python run.py env=minatar_breakout`` trains
-  (``experiments.train.build``), with one env and an update every 4 env steps;
-- ours, batched: the same with ``--n-envs`` envs acting in one batch, and as many updates per
-  call as keep one update per 4 env steps (``train_freq=1``, ``gradient_steps=n_envs/4``).
-
-Each window trains ``--steps`` env steps after the replay holds ``--learning-starts``; the
-updates inside each window are counted and must be equal on every side. All sides live in one
-process per thread count: ours sets flush-to-zero (as run.py does) and stock then gets it too.
+Sides, on conf/hparams/dqn/minatar.yaml, MinAtar's network, one fixed epsilon and smooth L1
+on both: stock (SB3's DQN and DQNPolicy over custom.policies.MinAtarCNN, one env, an update
+every 4 env steps; benchmarks/stock.py); ours with 1 env (what run.py builds, same loop); ours
+with ``--n-envs`` envs acting in one batch and n_envs/4 updates per batch. Each window trains
+``--steps`` env steps after ``--learning-starts``; its updates are counted and must be equal
+on every side. Then one update of each against its FLOP floor: the update's FLOPs at the rate
+of the network's largest product (its dense layer), timed in the same repeats.
 """
 
 from __future__ import annotations
@@ -39,38 +31,26 @@ from experiments.train import build
 TARGET = ">= 5.0"  # ours / stock, env steps per second
 #: env steps per update on every side (Dopamine's update_period)
 UPDATE_PERIOD = 4
+#: Gradient steps (and dense-layer products) timed per repeat in the update section
+UPDATES_TIMED = 50
 
 
 def config(options: Any, threads: int, extra: list[str]) -> DictConfig:
     """run.py's composed MinAtar Breakout config, with the benchmark's fixed values."""
-    return compose_config(
-        [
-            "env=minatar_breakout",
-            f"seed={options.seed}",
-            "device=cpu",
-            "logger=none",
-            f"torch_threads={threads}",
-            f"dqn.learning_starts={options.learning_starts}",
-            "dqn.exploration_hold_steps=0",
-            f"dqn.exploration_initial_eps={options.epsilon}",
-            f"dqn.exploration_final_eps={options.epsilon}",
-            "dqn.loss=smooth_l1",
-            *extra,
-        ]
-    )
-
-
-def ours(cfg: DictConfig) -> Any:
-    """The model ``python run.py`` builds for ``cfg``."""
-    return build(cfg)[2]
+    eps = options.epsilon
+    fixed = f"""env=minatar_breakout seed={options.seed} device=cpu logger=none dqn.loss=smooth_l1
+        torch_threads={threads} dqn.learning_starts={options.learning_starts}
+        dqn.exploration_hold_steps=0 dqn.exploration_initial_eps={eps}
+        dqn.exploration_final_eps={eps}"""
+    return compose_config([*fixed.split(), *extra])
 
 
 class Trained:
     """A side's model, filled to ``learning_starts``, and the updates of each timed window."""
 
-    def __init__(self, model: Any, steps: int) -> None:
-        self.model, self.steps, self.updates = model, steps, list[int]()
-        model.learn(model.learning_starts + 8 * UPDATE_PERIOD * model.n_envs)
+    def __init__(self, make: Callable[[DictConfig], Any], cfg: DictConfig, steps: int) -> None:
+        self.model, self.steps, self.updates = make(cfg), steps, list[int]()
+        self.model.learn(self.model.learning_starts + 8 * UPDATE_PERIOD * self.model.n_envs)
 
     def window(self) -> float:
         """Env steps per second over one window of ``steps`` env steps."""
@@ -82,54 +62,22 @@ class Trained:
         return self.steps / seconds
 
 
-def trained(
-    make: Callable[[DictConfig], Any], options: Any, threads: int, extra: list[str]
-) -> Trained:
-    """A side built by ``make`` from the benchmark's config with ``extra`` overrides."""
-    return Trained(make(config(options, threads, extra)), options.steps)
-
-
-#: Gradient steps (and dense-layer products) timed per repeat in the update section
-UPDATES_TIMED = 50
-
-
-def update_flops(model: Any, batch: int) -> int:
-    """Convolution and matrix FLOPs of one gradient step, as torch's FlopCounterMode counts."""
-    with FlopCounterMode(display=False) as counter:
-        model.train(1, batch)
-    return counter.get_total_flops()
-
-
-def dense_product(model: Any, batch: int) -> tuple[torch.Tensor, ...]:
-    """The arguments of the network's largest matrix product: its dense layer at ``batch``."""
-    dense = model.q_net.features_extractor.linear[0]
-    return torch.rand(batch, dense.in_features), dense.weight.detach(), dense.bias.detach()
-
-
 def update_section(result: Result, names: list[str], batch: int, repeats: int) -> Any:
     """One gradient step (``train(1)``) of each trained side, and the dense layer's product,
     timed in turn per repeat: each update against its FLOP floor at that repeat's rate."""
     models = {name: result.built[name].model for name in names}
-    product = dense_product(models["stock"], batch)
-    x, weight, _ = product
-    dense_flops = 2 * batch * x.shape[1] * weight.shape[0]
-    sides = [
-        Side(
-            name,
-            functools.partial(lambda m: m, model),
-            timed(lambda m: [m.train(1, batch) for _ in range(UPDATES_TIMED)], UPDATES_TIMED),
-        )
-        for name, model in models.items()
-    ]
-    dense = Side(
-        "dense layer",
-        lambda: product,
-        timed(lambda p: [F.linear(*p) for _ in range(4 * UPDATES_TIMED)], 4 * UPDATES_TIMED),
-    )
-    timing = run([*sides, dense], repeats)
+    dense = models["stock"].q_net.features_extractor.linear[0]
+    product = (torch.rand(batch, dense.in_features), dense.weight.detach(), dense.bias.detach())
+    dense_flops = 2 * batch * dense.in_features * dense.out_features
+    train = timed(lambda m: [m.train(1, batch) for _ in range(UPDATES_TIMED)], UPDATES_TIMED)
+    sides = [Side(name, functools.partial(lambda m: m, m), train) for name, m in models.items()]
+    multiply = timed(lambda p: [F.linear(*p) for _ in range(4 * UPDATES_TIMED)], 4 * UPDATES_TIMED)
+    timing = run([*sides, Side("dense layer", lambda: product, multiply)], repeats)
     rows = []
     for name, model in models.items():
-        flops = update_flops(model, batch)
+        with FlopCounterMode(display=False) as counter:  # one gradient step's FLOPs
+            model.train(1, batch)
+        flops = counter.get_total_flops()
         to_floor = timing.ratio(name, "dense layer")  # update seconds / product seconds
         scale = dense_flops / flops  # product seconds / floor seconds
         rows.append(
@@ -161,14 +109,17 @@ def main() -> None:
     ]
     one_env = ["env.n_envs=1", f"dqn.train_freq={UPDATE_PERIOD}", "dqn.gradient_steps=1"]
     report = Report("MinAtar Breakout training throughput: our pipeline vs stock SB3 DQN")
+    ours = lambda cfg: build(cfg)[2]  # noqa: E731 (the model python run.py trains)
     for threads in options.threads:
+        cfg = functools.partial(config, options, threads)
+        label = f"{threads} torch thread{'s' if threads > 1 else ''}"
         builders = {
             "stock": (stock_model, one_env),
             "ours, 1 env": (ours, one_env),
             f"ours, {n_envs} envs": (ours, batched),
         }
         sides = [
-            Side(name, functools.partial(trained, make, options, threads, extra), Trained.window)
+            Side(name, functools.partial(Trained, make, cfg(extra), options.steps), Trained.window)
             for name, (make, extra) in builders.items()
         ]
         torch.set_num_threads(threads)
@@ -181,13 +132,11 @@ def main() -> None:
         figures: dict[str, Any] = {"updates per window": updates}
         figures |= {f"{name} / stock": result.ratio(name, "stock").median for name in builders}
         batch = result.built["stock"].model.batch_size
-        heading = f"{threads} torch thread{'s' if threads > 1 else ''}"
-        heading += f" ({options.steps} timed env steps a window, batch {batch})"
+        heading = f"{label} ({options.steps} timed env steps a window, batch {batch})"
         report.section(heading, rows, result=result, figures=figures)
         names = ["stock", f"ours, {n_envs} envs"]
         rows, notes, timing = update_section(result, names, batch, options.repeats)
-        heading = f"{threads} torch thread{'s' if threads > 1 else ''}: one update"
-        report.section(heading, rows, notes, result=timing)
+        report.section(f"{label}: one update", rows, notes, result=timing)
     report.write(options.output)
 
 
