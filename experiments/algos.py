@@ -121,15 +121,15 @@ ALGORITHMS: dict[str, AlgoSpec] = {
 _RENAMED = {"compile": "compile_update"}
 
 
-def constructor_defaults(cls: type) -> dict[str, Any]:
-    """Keyword arguments of ``cls``'s constructor -> their defaults, following ``**kwargs``.
+def constructor_parameters(cls: type) -> dict[str, tuple[Any, inspect.Parameter]]:
+    """Keyword parameters of ``cls``'s constructor -> (the ``__init__`` that declares each, the
+    parameter), following ``**kwargs`` up the class hierarchy as SB3's classes pass them on.
 
     TargetDQN takes ``loss`` and ``compile_update`` and passes the rest to SB3's DQN: both
-    count. An argument without a default maps to ``inspect.Parameter.empty``. The config's own
-    keys are told apart from the class's, and SB3's defaults read, from these signatures, not
-    from hand-kept lists.
+    count. The config's own keys are told apart from the class's, SB3's defaults read and
+    policy_kwargs checked from these signatures, not from hand-kept lists.
     """
-    defaults: dict[str, Any] = {}
+    found: dict[str, tuple[Any, inspect.Parameter]] = {}
     for base in cls.__mro__:
         init = base.__dict__.get("__init__")
         if init is None:
@@ -137,10 +137,16 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
         parameters = inspect.signature(init).parameters.values()
         for p in parameters:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
-                defaults.setdefault(p.name, p.default)
+                found.setdefault(p.name, (init, p))
         if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             break
-    return defaults
+    return found
+
+
+def constructor_defaults(cls: type) -> dict[str, Any]:
+    """Keyword arguments of ``cls``'s constructor -> their defaults
+    (``inspect.Parameter.empty`` where none)."""
+    return {name: p.default for name, (_, p) in constructor_parameters(cls).items()}
 
 
 def own_keys(spec: AlgoSpec, block: DictConfig) -> list[str]:

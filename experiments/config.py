@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import inspect
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from experiments.algos import (
     AlgoSpec,
     algo_arguments,
     algo_spec,
+    constructor_parameters,
     replay_buffer_class,
     resolve_config,
 )
@@ -455,31 +455,23 @@ def _check_policy_kwargs(cfg: DictConfig, spec: AlgoSpec) -> None:
             raise ConfigError(f"{key}.{name}={value}", "must be true or false")
 
 
-_POLICY_POSITIONAL = ("self", "observation_space", "action_space", "lr_schedule")
+_POLICY_POSITIONAL = ("observation_space", "action_space", "lr_schedule")
 
 
 def _policy_arguments(policy: type) -> dict[str, Any]:
-    """Keyword arguments of a policy class -> their type hints (None where unknown).
-
-    Follows ``**kwargs`` up the class hierarchy, as SB3's policies pass them to their parents.
-    """
-    arguments: dict[str, Any] = {}
-    for cls in policy.__mro__:
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            continue
+    """Keyword arguments of a policy class -> their type hints (None where unknown)."""
+    parameters = constructor_parameters(policy)
+    hints: dict[Any, dict[str, Any]] = {}  # per __init__
+    for init, _ in parameters.values():
         try:
-            hints = get_type_hints(init)
+            hints.setdefault(init, get_type_hints(init))
         except (NameError, TypeError):  # unresolvable annotations: names only
-            hints = {}
-        parameters = inspect.signature(init).parameters.values()
-        for parameter in parameters:
-            named = parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-            if named and parameter.name not in _POLICY_POSITIONAL:
-                arguments.setdefault(parameter.name, hints.get(parameter.name))
-        if not any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters):
-            break
-    return arguments
+            hints.setdefault(init, {})
+    return {
+        name: hints[init].get(name)
+        for name, (init, _) in parameters.items()
+        if name not in _POLICY_POSITIONAL
+    }
 
 
 def _check_replay(cfg: DictConfig) -> None:
