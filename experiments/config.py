@@ -453,6 +453,24 @@ def _check_policy_kwargs(cfg: DictConfig, spec: AlgoSpec) -> None:
             )
         if hints[name] is bool and not isinstance(value, bool):
             raise ConfigError(f"{key}.{name}={value}", "must be true or false")
+    _check_net_arch(key, cfg[spec.family].policy_kwargs.get("net_arch"))
+
+
+def _check_net_arch(key: str, net_arch: Any) -> None:
+    """Hidden layer widths are positive integers: torch builds a layer of 0 units silently
+    and fails on a negative width deep inside SB3. On-policy ``net_arch`` may be
+    ``{pi: [...], vf: [...]}``."""
+    if net_arch is None:
+        return
+    layers = net_arch.values() if isinstance(net_arch, DictConfig) else [net_arch]
+    widths = [width for layer in layers for width in (layer or [])]
+    if not all(isinstance(width, int) and not isinstance(width, bool) for width in widths) or (
+        min(widths, default=1) < 1
+    ):
+        shown = OmegaConf.to_container(net_arch) if OmegaConf.is_config(net_arch) else net_arch
+        raise ConfigError(
+            f"{key}.net_arch={shown}", "hidden layer widths must be integers >= 1, e.g. [64, 64]"
+        )
 
 
 _POLICY_POSITIONAL = ("observation_space", "action_space", "lr_schedule")
