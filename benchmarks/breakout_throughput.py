@@ -1,8 +1,7 @@
 """How many Breakout env steps per second does our default pipeline train, against stock SB3?
 
-Sides, each a process: ours (``experiments.train.build`` of ``env=breakout``); stock
-(benchmarks/stock.py on SB3's AtariWrapper); one fixed epsilon. Timed: ``--steps`` env steps
-after ``--warmup`` updates (the same updates on both), then each side's parts (``--worker``).
+Sides, each a process (``--worker``): ours (``env=breakout``), stock SB3 (benchmarks/stock.py),
+one fixed epsilon. Timed: ``--steps`` env steps after ``--warmup`` updates, then each one's parts.
 """
 
 import argparse

@@ -1,7 +1,5 @@
 """Does our Breakout pipeline learn? Training scores of our runs against rl-zoo's published log.
 
-    python -m benchmarks.breakout_vs_zoo RUN_DIR [RUN_DIR ...] --zoo 0.monitor.csv
-
 docs/reports/breakout_750k.md says which runs, and how the zoo's frames become env steps.
 """
 

@@ -1,8 +1,7 @@
 """Size and write/read time of a checkpoint, with and without the replay buffer, on Breakout.
 
 Fills Breakout's frame-once replay buffer with ``--transitions`` of random play, then times
-``Checkpointer.save`` without and with ``checkpoint.replay``, and ``load_replay_buffer``;
-the 1M-transition row extrapolates the measured cost per transition.
+``Checkpointer.save`` without and with ``checkpoint.replay``, and ``load_replay_buffer``.
 """
 
 import tempfile

@@ -1,8 +1,7 @@
 """What does ``python run.py`` cost over a plain SB3 script doing the same training?
 
-Sides, processes on a pseudo-terminal: a plain SB3 script (benchmarks/stock.py, ``--plain``);
-the plain script with our algorithm; ``run.py`` with ``eval.freq=0``; each ``--variant``. Timed:
-env steps per second, ``(long - short) / (T_long - T_short)``, less run.py's final evaluation.
+Sides, processes on a pseudo-terminal: a plain SB3 script (benchmarks/stock.py); it with our
+algorithm; ``run.py``; each ``--variant``. Timed: steady env steps/s, less the final evaluation.
 """
 
 import argparse

@@ -1,8 +1,7 @@
 """How much memory and sampling time does FrameStackReplayBuffer cost against SB3's ReplayBuffer?
 
-Data: random-play Breakout frames (SB3's AtariWrapper), replayed. A FrameStackReplayBuffer of
-``--capacity`` is filled (memory, rows sampleable); then both buffers at ``--sb3-capacity``
-are sides, timed: ``sample(32)`` with the tensor conversion, as ``DQN.train`` sees it.
+Sides: both buffers at ``--sb3-capacity``, timed: ``sample(32)`` with the tensor conversion as
+``DQN.train`` sees it; then the memory of one of ``--capacity`` filled with random-play Breakout.
 """
 
 import functools
