@@ -1,8 +1,7 @@
 """Is our Breakout wrapper chain slower to step than SB3's stock AtariWrapper?
 
-Sides (one-env ``ALE/Breakout-v5``, the same random actions): ours (``wrap_atari``); SB3's
-``make_atari_env`` + frame stack, with and without no-ops; the bare ALE env. Timed: env steps
-per second; then one frame's preprocessing, ours vs SB3's WarpFrame (``torch.utils.benchmark``).
+Sides, env steps/s on the same random actions: ours (``wrap_atari``); SB3's ``make_atari_env`` +
+frame stack, with and without no-ops; the bare ALE env. Then one frame's preprocessing, ours vs SB3.
 """
 
 import itertools

@@ -1,8 +1,7 @@
 """How many Breakout env steps per second does our default pipeline train, against stock SB3?
 
-Sides, each a process: ours (``experiments.train.build`` of ``env=breakout``); stock
-(benchmarks/stock.py on SB3's AtariWrapper); one fixed epsilon. Timed: ``--steps`` env steps
-after ``--warmup`` updates (the same updates on both), then each side's parts (``--worker``).
+Sides, each a process (``--worker``): ours (``env=breakout``), stock SB3 (benchmarks/stock.py),
+one fixed epsilon. Timed: ``--steps`` env steps after ``--warmup`` updates, then each one's parts.
 """
 
 import argparse
@@ -35,10 +34,8 @@ def worker(options: argparse.Namespace) -> None:
     ).split()
     overrides += [f"torch_threads={o.threads}"] if o.threads else []
     overrides += [f"dqn.compile={o.compile}"] if o.compile else []
-    cfg = compose_config(overrides)
-    ours = options.worker == "ours"
+    cfg, ours = compose_config(overrides), options.worker == "ours"
     model: Any = build(cfg)[2] if ours else stock_model(cfg, compose_config(["env=breakout_sb3"]))
-    env = model.env
     freq = options.train_freqs[0]
     for request in sys.stdin:
         if request.strip() == "window":  # untimed up to a multiple of freq, then the window
@@ -50,15 +47,13 @@ def worker(options: argparse.Namespace) -> None:
             compiled = getattr(model, "compile_seconds", None)
             result = {"rate": rate, "updates": model._n_updates - updates, "compiled": compiled}
         else:
-            result = parts(model, env, freq, calls=max(options.steps // 10, 1))
-        answer.write(json.dumps(result) + "\n")
-        answer.flush()
+            result = parts(model, model.env, freq, calls=max(options.steps // 10, 1))
+        print(json.dumps(result), file=answer, flush=True)
 
 
 def parts(model: Any, env: Any, train_freq: int, calls: int) -> dict[str, float]:
     """Milliseconds per env step of an update / train_freq, a ``predict`` and an env step."""
-    obs = env.reset()
-    action = np.array([env.action_space.sample()])
+    obs, action = env.reset(), np.array([env.action_space.sample()])
     work = {
         "update / train_freq": lambda: model.train(1, model.batch_size),
         "predict": lambda: model.predict(obs),
@@ -103,18 +98,15 @@ def main() -> None:
         argv = [*sys.argv[1:], "--train-freqs", str(freq)]
         sides = [Side(n, functools.partial(Worker, n, argv), Worker.window) for n in WORKERS]
         result = run(sides, options.repeats, warmup=0)  # starts both processes, then the windows
-        workers = result.built
-        ours, stock = workers["ours"], workers["stock"]
+        ours, stock = result.built["ours"], result.built["stock"]
         assert ours.updates == stock.updates, f"updates differ: {ours.updates}, {stock.updates}"
-        rows = ratio_rows(
-            result, ["ours", "stock"], "stock", "env steps/s", 1, target=f">= {TARGET}"
-        )
-        for row in rows:
-            parts = workers[row["side"]].ask("parts")
+        rows = ratio_rows(result, WORKERS, "stock", "env steps/s", 1, target=f">= {TARGET}")
+        for row, side in zip(rows, (ours, stock), strict=True):
+            parts = side.ask("parts")
             row |= {f"{k} ms": v for k, v in parts.items()}
             row["rest ms"] = 1e3 / row["env steps/s"] - sum(parts.values())
-            row["updates per window"] = workers[row["side"]].updates[0]
-            workers[row["side"]].process.communicate()
+            row["updates per window"] = side.updates[0]
+            side.process.communicate()
         compiled = f"compile seconds of ours: {ours.last.get('compiled')}"
         heading = f"Train every {freq} env steps ({options.steps} timed env steps a window)"
         report.section(heading, rows, [compiled], result)

@@ -1,7 +1,5 @@
 """Does our Breakout pipeline learn? Training scores of our runs against rl-zoo's published log.
 
-    python -m benchmarks.breakout_vs_zoo RUN_DIR [RUN_DIR ...] --zoo 0.monitor.csv
-
 docs/reports/breakout_750k.md says which runs, and how the zoo's frames become env steps.
 """
 
@@ -93,11 +91,9 @@ def main() -> None:
             mean = f"{inside.mean() if len(inside) else float('nan'):.2f} ({len(inside)})"
             row[f"{low / 1e3:g}k-{high / 1e3:g}k"] = mean
         rows.append(row)
-    print(
-        f"The zoo's env steps: frames / 4 minus {reset_steps:.1f} reset steps per game, as "
-        f"measured on our runs; its last game ends at {zoo.steps[-1]:,.0f} estimated env steps."
-    )
-    print("", *table(rows), "", f"![training scores]({options.png.name})", sep="\n")
+    note = f"The zoo's env steps: frames / 4 minus {reset_steps:.1f} reset steps per game, as "
+    note += f"measured on our runs; its last game ends at {zoo.steps[-1]:,.0f} estimated env steps."
+    print(note, "", *table(rows), "", f"![training scores]({options.png.name})", sep="\n")
 
 
 if __name__ == "__main__":

@@ -25,13 +25,11 @@ VARIANTS: list[Variant] = [
     ("TargetDQN, fused Adam, channels-last (our default)", TargetDQN, FAST),
     ("TargetDQN, fused Adam, channels-last, compiled", TargetDQN, {**FAST, "compile_update": True}),
 ]
-#: Each variant's parameters are compared with those of the variant it changes one thing of.
-TWIN = [0, 0, 1, 2, 3]
+TWIN = [0, 0, 1, 2, 3]  # the variant each one changes one thing of: its drift is against that one
 
 
 def breakout_buffer(device: str, seed: int = 0) -> ReplayBuffer:
-    """A full replay buffer of random play on ``env=breakout``: real frames, for a drift that
-    training would see (random pixels give Q-values and gradients no training sees)."""
+    """A full replay buffer of random play on ``env=breakout``: real frames, as training sees."""
     env = make_env(compose_config(["env=breakout", "algo=dqn", f"seed={seed}"]), training=True)
     buffer = ReplayBuffer(BUFFER_SIZE, env.observation_space, env.action_space, device=device)
     rng, obs = np.random.default_rng(seed), env.reset()
@@ -45,8 +43,7 @@ def breakout_buffer(device: str, seed: int = 0) -> ReplayBuffer:
 
 
 def parameter_drift(models: list[DQN], updates: int) -> list[float]:
-    """Max |parameter difference| of each model against its :data:`TWIN` after the same
-    updates from the same weights (same seed) on the same batches (reseeded before each)."""
+    """Max |parameter difference| of each model from its :data:`TWIN` after the same updates."""
     for model in models:
         np.random.seed(0)  # noqa: NPY002 - SB3's buffers sample from the global generator
         model.train(gradient_steps=updates, batch_size=BATCH_SIZE)

@@ -1,8 +1,7 @@
 """Did the speed-ups change learning? Our fast loop vs stock SB3 on CartPole, seed for seed.
 
 Sides: ``python run.py env=cartpole algo=dqn seed=S``; SB3's own DQN (benchmarks/stock.py) with
-the same config and evaluation. Same within noise: P(fast > stock)'s CI holds 0.5 and the final
-IQM CIs overlap (experiments.compare).
+the same config and evaluation. The verdict, by experiments.compare: see :func:`verdict`.
 """
 
 import argparse
@@ -24,11 +23,9 @@ from experiments.train import periodic_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
-#: A child process with its output passed through; raises on failure.
-run = functools.partial(subprocess.run, cwd=ROOT, env=ENV, check=True)
+run = functools.partial(subprocess.run, cwd=ROOT, env=ENV, check=True)  # output passed through
 SHARED = ("env=cartpole", "algo=dqn")
-#: ``algo.name`` of each side in its saved config: what the comparison groups runs by.
-STOCK_LABEL, FAST_LABEL = "dqn_stock_sb3", "dqn"
+STOCK_LABEL, FAST_LABEL = "dqn_stock_sb3", "dqn"  # algo.name in the configs: compare groups by it
 
 
 def train_stock(seed: int, run_dir: Path, extra: list[str]) -> None:

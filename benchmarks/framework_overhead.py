@@ -1,21 +1,20 @@
 """What does ``python run.py`` cost over a plain SB3 script doing the same training?
 
-Sides, processes on a pseudo-terminal: a plain SB3 script (benchmarks/stock.py, ``--plain``);
-the plain script with our algorithm; ``run.py`` with ``eval.freq=0``; each ``--variant``. Timed:
-env steps per second, ``(long - short) / (T_long - T_short)``, less run.py's final evaluation.
+Sides, processes on a pseudo-terminal: a plain SB3 script (benchmarks/stock.py); it with our
+algorithm; ``run.py``; each ``--variant``. Timed: steady env steps/s, less the final evaluation.
 """
 
 import argparse
 import contextlib
 import os
 import pty
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from subprocess import DEVNULL, Popen
 
 from benchmarks.harness import Report, Side, parser, ratio_rows, run
 from benchmarks.stock import stock_model
@@ -42,8 +41,7 @@ def plain_train(kind: str, overrides: Sequence[str]) -> None:
 
 def seconds_on_terminal(argv: Sequence[str], run_dir: Path) -> float:
     """Wall seconds of ``argv`` on a pseudo-terminal, less the run's final evaluation."""
-    leader, follower = pty.openpty()
-    output = bytearray()
+    (leader, follower), output = pty.openpty(), bytearray()
 
     def drain() -> None:  # a terminal nobody reads blocks its writer
         with contextlib.suppress(OSError):
@@ -53,10 +51,8 @@ def seconds_on_terminal(argv: Sequence[str], run_dir: Path) -> float:
 
     threading.Thread(target=drain, daemon=True).start()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
-    start, out = time.perf_counter(), follower
-    process = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-    )
+    start = time.perf_counter()
+    process = Popen(argv, cwd=ROOT, env=env, stdin=DEVNULL, stdout=follower, stderr=follower)
     os.close(follower)
     code, seconds = process.wait(), time.perf_counter() - start
     if code != 0:
@@ -65,15 +61,13 @@ def seconds_on_terminal(argv: Sequence[str], run_dir: Path) -> float:
     return seconds - (float(rows[-1]["wall_time_s"]) if rows else 0.0)
 
 
-def side(
-    label: str, shared: list[str], lengths: tuple[int, int], own: tuple, workdir: Path
-) -> Side:
+def side(label: str, shared: list[str], lengths: tuple[int, int], own: tuple, folder: Path) -> Side:
     """A side whose measurement runs it at both lengths: its steady env steps per second."""
 
     def measure(_: None) -> float:
         seconds = []
         for steps in lengths:
-            run_dir = Path(tempfile.mkdtemp(dir=workdir))
+            run_dir = Path(tempfile.mkdtemp(dir=folder))
             overrides = [*shared, f"total_timesteps={steps}"]
             if label in PLAIN:
                 argv = ["-m", "benchmarks.framework_overhead", "--plain", PLAIN[label], *overrides]

@@ -15,10 +15,8 @@ from tests.kill_resume import ARGS, CHECKPOINT_FREQ, TOTAL, TRAIN_FREQ, kill_and
 
 
 def main() -> None:
-    workdir = "/tmp/valuerl_kill_test"
-    options = parser(
-        __doc__, "../reports/kill_test.md", runs=20, seed=0, workdir=workdir
-    ).parse_args()
+    tmp = "/tmp/valuerl_kill_test"
+    options = parser(__doc__, "../reports/kill_test.md", runs=20, seed=0, workdir=tmp).parse_args()
     Path(options.workdir).mkdir(parents=True, exist_ok=True)
     rng, signals = random.Random(options.seed), (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
     report, rows = Report("Kill test: stop a run at a random moment, resume, check"), []

@@ -1,11 +1,9 @@
 """How much memory and sampling time does FrameStackReplayBuffer cost against SB3's ReplayBuffer?
 
-Data: random-play Breakout frames (SB3's AtariWrapper), replayed. A FrameStackReplayBuffer of
-``--capacity`` is filled (memory, rows sampleable); then both buffers at ``--sb3-capacity``
-are sides, timed: ``sample(32)`` with the tensor conversion, as ``DQN.train`` sees it.
+Sides: both buffers at ``--sb3-capacity``, timed: ``sample(32)`` with the tensor conversion as
+``DQN.train`` sees it; then the memory of one of ``--capacity`` filled with random-play Breakout.
 """
 
-import functools
 import gc
 import statistics
 import time
@@ -92,14 +90,12 @@ def main() -> None:
     per_row, frames_per_row = big.nbytes / capacity, big.frames_written / capacity  # type: ignore[attr-defined]
     del big
     gc.collect()
-    classes = {SB3: ReplayBuffer, FRAMES: FrameStackReplayBuffer}
     sides = [
-        Side(n, functools.partial(filled, c, small, transitions(lives)), sample)
-        for n, c in classes.items()
+        Side(SB3, lambda: filled(ReplayBuffer, small, transitions(lives)), sample),
+        Side(FRAMES, lambda: filled(FrameStackReplayBuffer, small, transitions(lives)), sample),
     ]
     result = run(sides, options.repeats)
-    stock = result.built[SB3]
-    sb3_row = sum(getattr(stock, name).nbytes for name in SB3_ARRAYS) / small
+    sb3_row = sum(getattr(result.built[SB3], name).nbytes for name in SB3_ARRAYS) / small
     rows = ratio_rows(result, [FRAMES, SB3], SB3, "us", 1e6, target="<= 1.5")
     full = (f"{FRAMES}, capacity {capacity}", 1e6 * big_latency, big_latency / result.median(SB3))
     rows.append(dict(zip(rows[0], full, strict=False)))

@@ -43,22 +43,17 @@ def main() -> None:
     step = int(match.group(1)) if match else -1
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
-    for run_dir, label in ((straight, "straight through"), (stopped, "SIGINT, then resume")):
-        curve = [(r.timesteps, r.mean_reward) for r in run_dir.evaluations()]
+    curves = [[(r.timesteps, r.mean_reward) for r in d.evaluations()] for d in (straight, stopped)]
+    for curve, label in zip(curves, ("straight through", "SIGINT, then resume"), strict=True):
         axes.plot(*zip(*curve, strict=True), marker="o", markersize=3, label=label)
     axes.axvline(step, color="grey", linestyle="--", label=f"stopped at step {step}")
     axes.set(xlabel="env steps", ylabel="evaluation mean return (10 games)")
     axes.legend()
     png = options.output.with_suffix(".png")
     figure.savefig(png, dpi=100, bbox_inches="tight")
-    resumed = {r.timesteps: r.mean_reward for r in stopped.evaluations()}
+    resumed = dict(curves[1])  # by step; a step logged twice keeps its last value
     rows = [
-        {
-            "step": r.timesteps,
-            "straight through": r.mean_reward,
-            "SIGINT + resume": resumed.get(r.timesteps),
-        }
-        for r in straight.evaluations()
+        {"step": t, "straight through": v, "SIGINT + resume": resumed.get(t)} for t, v in curves[0]
     ]
     heading = f"CartPole, DQN, seed 0, {options.total} steps: stopped by SIGINT at step {step}"
     report.section(heading, rows, [f"![curves]({png.name})"], figures={"stopped_at": step})

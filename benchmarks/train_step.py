@@ -53,10 +53,9 @@ SETUPS = [
 
 def random_buffer(setup: Setup, device: str) -> ReplayBuffer:
     """A full replay buffer of random transitions shaped like ``setup``'s."""
-    rng, space = np.random.default_rng(0), setup.space
+    rng, space, image = np.random.default_rng(0), setup.space, setup.space.dtype == np.uint8
     buffer = ReplayBuffer(BUFFER_SIZE, space, gym.spaces.Discrete(setup.n_actions), device=device)
     for array in (buffer.observations, buffer.next_observations):
-        image = space.dtype == np.uint8
         array[:] = rng.integers(0, 256, array.shape) if image else rng.normal(size=array.shape)
     buffer.actions[:] = rng.integers(0, setup.n_actions, buffer.actions.shape)
     buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
@@ -109,14 +108,13 @@ def main() -> None:
     options = parser(__doc__, "train_step.md", repeats=31, threads=1, device="cpu").parse_args()
     torch.set_num_threads(options.threads)
     report, device = Report("Train-step cost: custom DQN classes vs stock SB3 DQN"), options.device
-    names = [name for name, _, _ in CLASSES]
     for setup in SETUPS:
         buffer = random_buffer(setup, device)
         sides = [model_side(variant, setup, buffer, device) for variant in CLASSES]
         result = run([*sides, forward_side(setup, buffer, device)], options.repeats)
+        rows = ratio_rows(result, list(result.values), STOCK, target="<= 1.05")  # every side
         pairs = zip(result.values[STOCK], result.values[FORWARD], strict=True)
         result.values["stock + forward"] = [s + f for s, f in pairs]
-        rows = ratio_rows(result, [*names, FORWARD], STOCK, target="<= 1.05")
         fair = result.ratio("DoubleDQN", "stock + forward")
         rows[-1]["<= 1.05"] = None  # the forward pass alone has no target; DoubleDQN net of it:
         fair_row = ("DoubleDQN / (stock + forward)", None, fair, fair.median <= 1.05)
