@@ -64,6 +64,9 @@ bench-quick: $(STAMP)  ## every benchmark at a size for about 10 minutes (report
 		--output $(BENCH_OUT)/fast_vs_stock/README.md
 	$(QUICK).kill_test --runs 3 --output $(BENCH_OUT)/kill_test.md
 	$(QUICK).resume_curve --total 4000 --stop-after 2000 --output $(BENCH_OUT)/resume_curve.md
+	$(QUICK).prioritized_replay --quick --repeats 3 --output $(BENCH_OUT)/prioritized_replay.md
+	$(QUICK).minatar_throughput --repeats 2 --steps 400 --threads 1 \
+		--output $(BENCH_OUT)/minatar_throughput.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

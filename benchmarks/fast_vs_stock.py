@@ -31,8 +31,9 @@ STOCK_LABEL, FAST_LABEL = "dqn_stock_sb3", "dqn"  # algo.name in the configs: co
 def train_stock(seed: int, run_dir: Path, extra: list[str]) -> None:
     """One stock SB3 run with run.py's config for ``seed``; a run dir that compare reads."""
     cfg = compose_config([*SHARED, *extra, f"seed={seed}", "progress_bar=false"])
-    cfg.algo.name = STOCK_LABEL
-    run, model, eval_env = RunDir(run_dir), stock_model(cfg), make_env(cfg, training=False)
+    model, eval_env = stock_model(cfg), make_env(cfg, training=False)
+    cfg.algo.name = STOCK_LABEL  # after building: stock_model resolves the config by algo name
+    run = RunDir(run_dir)
     run.write_config(cfg)
     run.write_status("running", 0, cfg.total_timesteps)
     model.learn(cfg.total_timesteps, callback=periodic_evaluation(cfg, eval_env, run_dir))

@@ -193,3 +193,33 @@ def test_a_missing_minatar_package_says_how_to_install_it(compose_config, monkey
         validate(cfg)
     with pytest.raises(ConfigError, match=r"need the minatar package"):
         make_env(cfg, training=True)
+
+
+TARGETS = ["dqn", "double_dqn", "expected_sarsa", "softmax"]
+
+
+def test_the_targets_preset_sweeps_four_targets_over_five_seeds(compose_config) -> None:
+    params = OmegaConf.load(CONF_DIR / "experiment/minatar_targets.yaml").hydra.sweeper.params
+    assert params["algo"].split(",") == TARGETS and params["seed"] == "range(5)"
+    for algo in TARGETS:
+        arm = compose_config("experiment=minatar_targets", f"algo={algo}")
+        validate(arm)
+        assert arm.env.name == "minatar_breakout"
+        assert arm.checkpoint.replay and arm.total_timesteps % arm.eval.freq == 0
+
+
+def test_the_replay_preset_differs_from_the_targets_dqn_arm_in_the_swept_keys_only(
+    compose_config,
+) -> None:
+    targets = compose_config("experiment=minatar_targets", "algo=dqn")
+    for prioritized in (False, True):
+        for n_steps in (1, 3):
+            arm = compose_config(
+                "experiment=minatar_replay",
+                "algo=dqn",
+                f"dqn.replay.prioritized={prioritized}",
+                f"dqn.n_steps={n_steps}",
+            )
+            validate(arm)
+            arm.dqn.replay.prioritized, arm.dqn.n_steps = False, targets.dqn.n_steps  # null: 1
+            assert OmegaConf.to_container(arm) == OmegaConf.to_container(targets)
