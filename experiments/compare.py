@@ -53,6 +53,7 @@ import itertools
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -691,7 +692,7 @@ def learning_curves_figure(
                 lw=1,
                 label=f"optimum (value iteration) {optimum:.3g}",
             )
-        ax.set_title(str(section))
+        ax.set_title(textwrap.fill(str(section), 70), fontsize="medium")  # long env labels wrap
         ax.set_xlabel("env steps")
         ax.set_ylabel(f"{metric} (evaluation)")
         ax.grid(alpha=0.3)
