@@ -480,11 +480,11 @@ def _policy_arguments(policy: type) -> dict[str, Any]:
     """Keyword arguments of a policy class -> their type hints (None where unknown)."""
     parameters = constructor_parameters(policy)
     hints: dict[Any, dict[str, Any]] = {}  # per __init__
-    for init, _ in parameters.values():
+    for init in {init for init, _ in parameters.values()}:
         try:
-            hints.setdefault(init, get_type_hints(init))
+            hints[init] = get_type_hints(init)
         except (NameError, TypeError):  # unresolvable annotations: names only
-            hints.setdefault(init, {})
+            hints[init] = {}
     return {
         name: hints[init].get(name)
         for name, (init, _) in parameters.items()
