@@ -283,6 +283,19 @@ def test_reference_needs_images() -> None:
         TargetDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(network="reference"))
 
 
+def _assert_close_at_float32_scale(
+    actual: torch.Tensor, expected: torch.Tensor, msg: str | None = None
+) -> None:
+    """Equal up to float32 rounding, which is a fraction of the tensor's own scale.
+
+    The two layouts sum a convolution over thousands of terms in different orders, and which
+    order depends on the CPU's kernels: a fixed absolute floor of 1e-6 failed on one CI
+    machine for a gradient element near zero. A layout bug errs by the order of the scale.
+    """
+    atol = 1e-4 * expected.abs().max().item()
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=atol, msg=msg)
+
+
 def _is_channels_last(tensor: torch.Tensor) -> bool:
     return tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
 
@@ -301,20 +314,22 @@ def test_channels_last_computes_the_same_q_values(network: str, dueling: bool) -
     for batch in (1, 5):
         obs = torch.as_tensor(np.stack([nchw.observation_space.sample() for _ in range(batch)]))
         with torch.no_grad():
-            torch.testing.assert_close(nhwc.q_net(obs), nchw.q_net(obs), rtol=1e-5, atol=1e-6)
-            torch.testing.assert_close(nhwc.q_net_target(obs), nchw.q_net_target(obs))
+            _assert_close_at_float32_scale(nhwc.q_net(obs), nchw.q_net(obs))
+            _assert_close_at_float32_scale(nhwc.q_net_target(obs), nchw.q_net_target(obs))
 
 
 def test_channels_last_gradients_keep_the_layout_and_the_values() -> None:
+    torch.manual_seed(0)
     nchw = _breakout_model()
     nhwc = _breakout_model(channels_last=True)
     nhwc.policy.load_state_dict(nchw.policy.state_dict())
+    nchw.observation_space.seed(0)
     obs = torch.as_tensor(np.stack([nchw.observation_space.sample() for _ in range(8)]))
     for model in (nchw, nhwc):
         model.q_net(obs).square().mean().backward()
     for (name, a), b in zip(nchw.q_net.named_parameters(), nhwc.q_net.parameters(), strict=True):
         assert b.grad is not None and a.grad is not None
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+        _assert_close_at_float32_scale(b.grad, a.grad, msg=name)
         if b.dim() == 4:  # the optimizer's state follows the gradient's layout
             assert _is_channels_last(b.grad), name
 
@@ -353,7 +368,7 @@ def test_channels_last_never_scales_a_float_input_in_place() -> None:
     plain = _breakout_model()
     plain.policy.load_state_dict(model.policy.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(model.q_net(obs), plain.q_net(obs), rtol=1e-5, atol=1e-6)
+        _assert_close_at_float32_scale(model.q_net(obs), plain.q_net(obs))
     assert torch.equal(obs, before)
 
 
@@ -475,4 +490,4 @@ def test_minatar_channels_last_computes_the_same_q_values(dueling: bool) -> None
     grids = np.stack([nchw.observation_space.sample() for _ in range(8)])
     obs = nchw.policy.obs_to_tensor(grids)[0]
     with torch.no_grad():
-        torch.testing.assert_close(nhwc.q_net(obs), nchw.q_net(obs), rtol=1e-5, atol=1e-6)
+        _assert_close_at_float32_scale(nhwc.q_net(obs), nchw.q_net(obs))
