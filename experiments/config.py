@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_origin, get_type_hints
 
 import gymnasium as gym
 import torch
@@ -441,19 +441,55 @@ def _check_env(cfg: DictConfig) -> None:
 
 
 def _check_policy_kwargs(cfg: DictConfig, spec: AlgoSpec) -> None:
-    """``policy_kwargs`` names a known policy argument, and a boolean argument gets a boolean."""
+    """``policy_kwargs`` names a known policy argument, a boolean argument gets a boolean, no
+    argument that takes a class (a config can only give a name), and the optimizer accepts
+    its keywords."""
     key = f"{spec.family}.policy_kwargs"
     require_one_of("env.policy", cfg.env.policy, spec.cls.policy_aliases)
     policy = spec.cls.policy_aliases[cfg.env.policy]
     hints = _policy_arguments(policy)
-    for name, value in cfg[spec.family].policy_kwargs.items():
+    policy_kwargs = cfg[spec.family].policy_kwargs
+    for name, value in policy_kwargs.items():
         if name not in hints:
             raise ConfigError(
                 f"{key}.{name}", f"not an argument of {policy.__name__}; use {', '.join(hints)}"
             )
         if hints[name] is bool and not isinstance(value, bool):
             raise ConfigError(f"{key}.{name}={value}", "must be true or false")
-    _check_net_arch(key, cfg[spec.family].policy_kwargs.get("net_arch"))
+        if get_origin(hints[name]) is type:
+            raise ConfigError(
+                f"{key}.{name}={value}",
+                f"takes a Python class, which a config cannot give; pass it in Python, as "
+                f"{spec.cls.__name__}(..., policy_kwargs={{'{name}': <class>}})",
+            )
+    _check_net_arch(key, policy_kwargs.get("net_arch"))
+    _check_optimizer_kwargs(key, policy, policy_kwargs.get("optimizer_kwargs"))
+
+
+def _check_optimizer_kwargs(key: str, policy: type, optimizer_kwargs: Any) -> None:
+    """The policy's optimizer takes these keywords together, tried on a one-element tensor:
+    torch checks a combination (``fused`` beside ``foreach``) only when it is built, with a
+    RuntimeError that would otherwise end the run in a traceback."""
+    if optimizer_kwargs is None:
+        return
+    if not isinstance(optimizer_kwargs, DictConfig):
+        raise ConfigError(
+            f"{key}.optimizer_kwargs={optimizer_kwargs}", "must be a mapping, e.g. {eps: 1e-5}"
+        )
+    kwargs = {str(name): value for name, value in optimizer_kwargs.items()}
+    if "lr" in kwargs:  # SB3 passes the learning rate itself
+        family = key.split(".")[0]
+        raise ConfigError(f"{key}.optimizer_kwargs.lr", f"set {family}.learning_rate instead")
+    declared = constructor_parameters(policy).get("optimizer_class")
+    if declared is None:
+        return
+    optimizer = declared[1].default
+    try:
+        optimizer([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ConfigError(
+            f"{key}.optimizer_kwargs={kwargs}", f"{optimizer.__name__} refuses it: {error}"
+        ) from None
 
 
 def _check_net_arch(key: str, net_arch: Any) -> None:

@@ -196,6 +196,25 @@ def test_bad_values_name_the_key(compose_config, override: str, key: str) -> Non
         ),
         (("family=ppo",), r"^ppo\.batch_size=256: this run has no such block: algo=dqn takes dqn"),
         (("algo=ppo", "dqn.replay.prioritized=true"), r"^dqn\.replay\.prioritized=True: this run"),
+        # torch checks these two together only when it builds the optimizer, by a RuntimeError
+        (
+            ("+dqn.policy_kwargs.optimizer_kwargs.foreach=true",),
+            r"^dqn\.policy_kwargs\.optimizer_kwargs=\{'fused': True, 'foreach': True\}: Adam "
+            r"refuses it: `fused` and `foreach` cannot be `True` together",
+        ),
+        (
+            (
+                "algo=ppo",
+                "+ppo.policy_kwargs.optimizer_kwargs.foreach=true",
+                "+ppo.policy_kwargs.optimizer_kwargs.fused=true",
+            ),
+            r"^ppo\.policy_kwargs\.optimizer_kwargs=.*: Adam refuses it: `fused` and `foreach`",
+        ),
+        (
+            ("algo=ppo", "+ppo.policy_kwargs.features_extractor_class=NatureCNN"),
+            r"^ppo\.policy_kwargs\.features_extractor_class=NatureCNN: takes a Python class, .* "
+            r"as PPO\(\.\.\., policy_kwargs=\{'features_extractor_class': <class>\}\)$",
+        ),
     ],
 )
 def test_algorithm_specific_values_are_checked(compose_config, overrides, message) -> None:
