@@ -1,14 +1,16 @@
-"""How many MinAtar Breakout env steps per second does our pipeline train, against stock SB3?
+"""How many env steps per second does our pipeline train on a small network, against stock SB3?
 
     python -m benchmarks.minatar_throughput [--repeats 5] [--steps 2000] [--threads 1 2]
+        [--env minatar_breakout] [--output docs/benchmarks/<env>_throughput.md]
 
-Sides, on conf/hparams/dqn/minatar.yaml, MinAtar's network, one fixed epsilon and smooth L1
-on both: stock (SB3's DQN and DQNPolicy over custom.policies.MinAtarCNN, one env, an update
-every 4 env steps; benchmarks/stock.py); ours with 1 env (what run.py builds, same loop); ours
-with ``--n-envs`` envs acting in one batch and n_envs/4 updates per batch. Each window trains
+Sides, on the env's DQN hyperparameters (conf/hparams/dqn/, MinAtar's network on MinAtar), one
+fixed epsilon and smooth L1 on both: stock (SB3's DQN and DQNPolicy, one env, an update every
+4 env steps; benchmarks/stock.py); ours with 1 env (what run.py builds, same loop); ours with
+``--n-envs`` envs acting in one batch and n_envs/4 updates per batch. Each window trains
 ``--steps`` env steps after ``--learning-starts``; its updates are counted and must be equal
 on every side. Then one update of each against its FLOP floor: the update's FLOPs at the rate
-of the network's largest product (its dense layer), timed in the same repeats.
+of the network's largest product (its largest dense layer), timed in the same repeats. Any env
+of conf/env/ with a vector or MinAtar observation fits (``--env cartpole``, ``frozenlake``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from omegaconf import DictConfig
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.harness import Ratio, Report, Result, Side, parser, ratio_rows, run, timed
+from benchmarks.harness import DOCS, Ratio, Report, Result, Side, parser, ratio_rows, run, timed
 from benchmarks.stock import stock_model
 from experiments.config import compose_config
 from experiments.train import build
@@ -36,9 +38,9 @@ UPDATES_TIMED = 50
 
 
 def config(options: Any, threads: int, extra: list[str]) -> DictConfig:
-    """run.py's composed MinAtar Breakout config, with the benchmark's fixed values."""
+    """run.py's composed config for ``options.env``, with the benchmark's fixed values."""
     eps = options.epsilon
-    fixed = f"""env=minatar_breakout seed={options.seed} device=cpu logger=none dqn.loss=smooth_l1
+    fixed = f"""env={options.env} seed={options.seed} device=cpu logger=none dqn.loss=smooth_l1
         torch_threads={threads} dqn.learning_starts={options.learning_starts}
         dqn.exploration_hold_steps=0 dqn.exploration_initial_eps={eps}
         dqn.exploration_final_eps={eps}"""
@@ -66,7 +68,8 @@ def update_section(result: Result, names: list[str], batch: int, repeats: int) -
     """One gradient step (``train(1)``) of each trained side, and the dense layer's product,
     timed in turn per repeat: each update against its FLOP floor at that repeat's rate."""
     models = {name: result.built[name].model for name in names}
-    dense = models["stock"].q_net.features_extractor.linear[0]
+    linears = [m for m in models["stock"].q_net.modules() if isinstance(m, torch.nn.Linear)]
+    dense = max(linears, key=lambda layer: layer.weight.numel())
     product = (torch.rand(batch, dense.in_features), dense.weight.detach(), dense.bias.detach())
     dense_flops = 2 * batch * dense.in_features * dense.out_features
     train = timed(lambda m: [m.train(1, batch) for _ in range(UPDATES_TIMED)], UPDATES_TIMED)
@@ -99,7 +102,10 @@ def main() -> None:
     args = parser(
         __doc__, "minatar_throughput.md", repeats=5, epsilon=0.1, threads=[1, 2], **defaults
     )
+    args.add_argument("--env", default="minatar_breakout", help="a config of conf/env/")
     options = args.parse_args()
+    if options.env != "minatar_breakout" and options.output == DOCS / "minatar_throughput.md":
+        options.output = DOCS / f"{options.env}_throughput.md"
     n_envs = options.n_envs
     assert n_envs % UPDATE_PERIOD == 0 and options.steps % n_envs == 0
     batched = [
@@ -108,7 +114,7 @@ def main() -> None:
         f"dqn.gradient_steps={n_envs // UPDATE_PERIOD}",
     ]
     one_env = ["env.n_envs=1", f"dqn.train_freq={UPDATE_PERIOD}", "dqn.gradient_steps=1"]
-    report = Report("MinAtar Breakout training throughput: our pipeline vs stock SB3 DQN")
+    report = Report(f"{options.env} training throughput: our pipeline vs stock SB3 DQN")
     ours = lambda cfg: build(cfg)[2]  # noqa: E731 (the model python run.py trains)
     for threads in options.threads:
         cfg = functools.partial(config, options, threads)
