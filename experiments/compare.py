@@ -99,6 +99,8 @@ CONFIDENCE = 0.95
 MAX_SEED = 2**32 - 1
 TABLE_NAME = "comparison.md"
 PLOT_NAME = "learning_curves.png"
+#: Legend labels longer than this (characters) go in one column below a panel, not two.
+LEGEND_TWO_COLUMNS_MAX = 32
 #: Progress lines when this many dirs are to be read...
 PROGRESS_DIRS = 20
 #: ... or when the bootstrap makes this many replications in all (reps x estimates).
@@ -697,10 +699,12 @@ def learning_curves_figure(
         ax.set_ylabel(f"{metric} (evaluation)")
         ax.grid(alpha=0.3)
         # Below the panel: inside, it can hide curves or the optimum, which often sits at the top.
+        # Two columns of long labels (--by with several keys) are wider than the panel.
+        longest = max((len(label) for label in ax.get_legend_handles_labels()[1]), default=0)
         ax.legend(
             loc="upper center",
             bbox_to_anchor=(0.5, -0.14),
-            ncol=2,
+            ncol=2 if longest <= LEGEND_TWO_COLUMNS_MAX else 1,
             fontsize="small",
             frameon=False,
             title=f"mean over n runs; shaded: {CONFIDENCE:.0%} bootstrap CI",
@@ -892,7 +896,7 @@ def write_outputs(out: Path, markdown: str, figure: Figure) -> None:
         out.mkdir(parents=True, exist_ok=True)
         # UTF-8 whatever the locale; an undecodable byte of a path name shows as \x.. escapes.
         (out / TABLE_NAME).write_text(markdown, encoding="utf-8", errors="backslashreplace")
-        figure.savefig(out / PLOT_NAME, dpi=110)
+        figure.savefig(out / PLOT_NAME, dpi=110, bbox_inches="tight")  # nothing clipped
     except OSError as error:
         raise CompareError(f"--out {out}: cannot write ({error.strerror})") from None
 

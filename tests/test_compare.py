@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from omegaconf import OmegaConf
 
 from experiments import compare as cmp
@@ -354,6 +355,23 @@ def test_figure_has_a_panel_per_env_with_algos_and_optimum(tmp_path: Path) -> No
     dqn_colours = {ax.get_lines()[0].get_color() for ax in fig.axes}
     assert len(dqn_colours) == 1  # one group, one colour, in every panel
     assert all(ax.get_xlabel() == "env steps" for ax in fig.axes)
+
+
+def test_long_legend_labels_stack_in_one_column_inside_the_saved_image(tmp_path: Path) -> None:
+    # --by with two keys: labels as long as the panel is wide (two columns were clipped).
+    for seed, (prioritized, n_steps) in enumerate([(False, 1), (True, 3)]):
+        more = {"dqn": {"replay": {"prioritized": prioritized}, "n_steps": n_steps}}
+        write_run(tmp_path / f"{seed}", 1.0 + seed, seed=seed, more=more)
+    runs = cmp.label_runs(cmp.find_runs([tmp_path]), "dqn.replay.prioritized,dqn.n_steps")
+    fig = cmp.learning_curves_figure(cmp.group_runs(runs), {}, "mean_reward", REPS, 0, 2)
+    (ax,) = fig.axes
+    texts = ax.get_legend().get_texts()
+    assert max(len(text.get_text()) for text in texts) > cmp.LEGEND_TWO_COLUMNS_MAX
+    assert ax.get_legend()._ncols == 1
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # constrained layout places the legend
+    legend_box = ax.get_legend().get_window_extent(renderer)
+    assert legend_box.x0 >= 0 and legend_box.x1 <= fig.bbox.x1  # inside the figure
 
 
 def one_error_line(capsys: pytest.CaptureFixture) -> str:
