@@ -11,6 +11,7 @@ as :mod:`experiments.compare` finds them, so the two describe the same runs.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -109,9 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CompareError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"Mean score of each run's last {args.last} training games ended by each step;")
-    print("mean over runs (lowest - highest run).\n")
-    print("\n".join(lines))
+    header = f"Mean score of each run's last {args.last} training games ended by each step;"
+    try:
+        print(header, "mean over runs (lowest - highest run).", "", *lines, sep="\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped (| head): nothing left to say, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +14,8 @@ import pytest
 from experiments import training_games
 from experiments.run_dir import RunDir
 from tests.test_compare import write_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_games(run_dir: Path, rows: list[tuple[int, float]]) -> None:
@@ -71,3 +76,12 @@ def test_a_run_without_games_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     write_run(tmp_path / "run", 1.0)
     assert training_games.main([str(tmp_path)]) == 1
     assert "cannot read its training games" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    for seed in range(30):  # a table longer than a pipe's first line
+        write_games(write_run(tmp_path / f"{seed}", 1.0, seed=seed), [(100, 4.0)])
+    command = f"{shlex.quote(sys.executable)} -m experiments.training_games {tmp_path} | head -1"
+    result = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.startswith("Mean score") and result.stderr.count("\n") <= 2
+    assert "Traceback" not in result.stderr
