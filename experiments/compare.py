@@ -837,11 +837,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for option, value in (("--metric", args.metric), ("--by", args.by), ("--out", args.out)):
         if value is not None and not value.strip():
             raise CompareError(f"{option} is empty: give a name")
-    if any(not text.strip() for text in args.dirs):
-        raise CompareError("an empty DIR was given (an unset shell variable?)")
-    args.dirs = [Path(text) for text in args.dirs]
+    args.dirs = dir_paths(args.dirs)
     args.out = Path(args.dirs[0] if args.out is None else args.out)
     return args
+
+
+def dir_paths(texts: Sequence[str]) -> list[Path]:
+    """The DIR arguments as paths. Strings until here, not Path: Path("") is ".", which would
+    hide an empty argument (an unset variable). :raises CompareError: for an empty one."""
+    if any(not text.strip() for text in texts):
+        raise CompareError("an empty DIR was given (an unset shell variable?)")
+    return [Path(text) for text in texts]
 
 
 def out_problem(out: Path) -> str | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +24,7 @@ from experiments.compare import (
     Run,
     Section,
     cell,
+    dir_paths,
     find_runs,
     group_runs,
     in_range,
@@ -103,9 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         in_range("--last", args.last, 1, sys.maxsize)
         for step in args.at or ():
             in_range("--at", step, 1, sys.maxsize)
-        if any(not text.strip() for text in args.dirs):
-            raise CompareError("an empty DIR was given (an unset shell variable?)")
-        runs = label_runs(find_runs([Path(text) for text in args.dirs]), args.by)
+        runs = label_runs(find_runs(dir_paths(args.dirs)), args.by)
         lines = games_table(one_run_per_seed(group_runs(runs)), args.at, args.last)
     except (CompareError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
